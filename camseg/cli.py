@@ -1,0 +1,90 @@
+"""The ``camseg`` command line.
+
+::
+
+    camseg data build --out artifacts/data [--seed 0] [--cifar10 PATH]
+    camseg train --data artifacts/data --arch efficientnet_lite0 --out artifacts/classifier.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+
+def _cmd_data_build(args: argparse.Namespace) -> int:
+    from camseg.data import build_dataset
+
+    t0 = time.perf_counter()
+    sizes = {"train": args.train, "val": args.val, "test": args.test}
+    path = build_dataset(args.out, seed=args.seed, cifar10=args.cifar10, sizes=sizes, overwrite=args.overwrite)
+    print(f"dataset ready at {path} ({sum(sizes.values())} images, seed {args.seed}) "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from camseg.classifier import train_classifier
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    result = train_classifier(args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                              seed=args.seed, pretrained=False if args.no_pretrained else "auto",
+                              input_scale=args.input_scale, out=args.out)
+    test = result.meta["test_accuracy"]
+    print(f"saved {result.path}: {args.arch}, val acc {result.meta['val_accuracy']:.4f}, test acc "
+          + ("n/a" if test is None else f"{test:.4f}") + f", {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from camseg.classifier import ARCHITECTURES, DEFAULT_ARCH
+    from camseg.data import SPLITS
+
+    parser = argparse.ArgumentParser(prog="camseg", description="Segmentation without user input: Grad-CAM -> SAM.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="dataset commands").add_subparsers(dest="data_command", required=True)
+    b = data.add_parser("build", help="generate the synthetic shapes dataset (SPEC section 1)")
+    b.add_argument("--out", required=True, help="destination folder")
+    b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    b.add_argument("--cifar10", default=None,
+                   help="folder with train.tar/test.tar or a torchvision CIFAR-10 root (default: autodetect, "
+                        "then $CAMSEG_CIFAR10, then download)")
+    for split, n in SPLITS.items():
+        b.add_argument(f"--{split}", type=int, default=n, help=f"images in the {split} split (default {n})")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    b.set_defaults(func=_cmd_data_build)
+
+    t = sub.add_parser("train", help="train a classifier and save its checkpoint")
+    t.add_argument("--data", required=True, help="dataset folder")
+    t.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES), help=f"default {DEFAULT_ARCH}")
+    t.add_argument("--out", required=True, help="checkpoint file to write")
+    t.add_argument("--epochs", type=int, default=None, help="default: the architecture's")
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--input-scale", type=float, default=None, help="input upsampling factor (default: the arch's)")
+    t.add_argument("--no-pretrained", action="store_true", help="random initialisation")
+    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    t.set_defaults(func=_cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"camseg: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
