@@ -1,0 +1,407 @@
+"""The Segment Anything (SAM v1) backend, with image embeddings computed once.
+
+``segment_anything`` is imported only when a :class:`SamSegmenter` is made,
+so importing camseg never needs it.
+
+Expensive once, cheap many times: SAM's image encoder (a ViT on a 1024 x 1024
+input) is the cost, the prompt decoder is cheap. :class:`SamSegmenter` keys
+each image's embedding by the image's content (:func:`~camseg.segmenters.base.image_key`:
+shape + BLAKE2b of the bytes) in a bounded LRU cache, so the encoder runs once
+per distinct image however many prompts, pipelines or ``set_image`` calls
+follow, and :meth:`SamSegmenter.prepare` encodes a list of images in batches
+beforehand. Memory per cached image: SAM's embedding is float32 (1, 256, 64, 64)
+for all three model types, **4 MiB**, held on the CPU; the default 64 entries
+take 256 MiB. An optional disk cache (``cache_dir=``) keeps embeddings across
+processes (one ``.pt`` file per image, written atomically).
+
+Point prompts are **(x, y)** pixels of the original image, (N, 2); SAM's
+predictor rescales them to its input frame (``ResizeLongestSide``) itself.
+Which mask is returned (``multimask``): for a single point the prompt is
+ambiguous (part, object, whole), so SAM is asked for its 3 masks and the one
+with the highest predicted IoU is kept; for several points one mask is asked
+for, as segment-anything recommends for unambiguous prompts.
+
+Example:
+    >>> seg = SamSegmenter("vit_b")  # doctest: +SKIP
+    >>> seg.prepare(images, batch_size=8)  # doctest: +SKIP
+    >>> seg.set_image(images[0])  # doctest: +SKIP
+    >>> res = seg.predict(np.array([[32.0, 20.0]]), np.array([1]))  # doctest: +SKIP
+    >>> res.mask.shape, res.backend  # doctest: +SKIP
+    ((48, 64), 'sam-vit_b')
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from camseg.segmenters.base import BaseSegmenter, image_key, validate_image
+from camseg.segmenters.checkpoints import (
+    SAM_CHECKPOINTS,
+    CheckpointError,
+    load_state_dict,
+    quarantine_if_cached,
+    resolve_checkpoint,
+)
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
+
+__all__ = ["EMBEDDING_BYTES", "SAM_MODEL_TYPES", "EmbeddingCache", "ImageEmbedding", "SamSegmenter", "load_sam"]
+
+SAM_MODEL_TYPES = tuple(SAM_CHECKPOINTS)
+"""``("vit_b", "vit_l", "vit_h")``."""
+
+EMBEDDING_BYTES = 256 * 64 * 64 * 4
+"""Bytes of one cached SAM image embedding (float32 (1, 256, 64, 64)): 4 MiB, for every model type."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; anything else as ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_sam(model_type: str, checkpoint: str | os.PathLike, device: str | torch.device = "auto") -> Sam:
+    """Build segment-anything's ``Sam`` for ``model_type`` and load ``checkpoint`` into it.
+
+    The file is read with ``torch.load(..., weights_only=True)`` and loaded
+    strictly. A file that cannot be loaded raises :class:`CheckpointError`;
+    if it lies in the cache folder it is first moved aside
+    (``<name>.corrupt``), so it is never taken again.
+
+    Returns:
+        The model in eval mode on ``device``.
+    """
+    from segment_anything import sam_model_registry
+
+    if model_type not in SAM_MODEL_TYPES:
+        raise ValueError(f"unknown SAM model type {model_type!r}; expected one of {', '.join(SAM_MODEL_TYPES)}")
+    path = Path(checkpoint)
+    try:
+        state = load_state_dict(path)
+        model = sam_model_registry[model_type](checkpoint=None)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path} is not a SAM {model_type} checkpoint: {exc}") from exc
+    except CheckpointError as exc:
+        aside = quarantine_if_cached(path, model_type)
+        if aside is not None:
+            raise CheckpointError(f"{exc} (the cached file was moved to {aside}; it will be downloaded again)") from exc
+        raise
+    return model.to(resolve_device(device)).eval()
+
+
+@dataclass(frozen=True)
+class ImageEmbedding:
+    """SAM's encoding of one image.
+
+    Attributes:
+        features: float32 (1, C, h, w) on the CPU; (1, 256, 64, 64) for the
+            released models.
+        original_size: (H, W) of the image.
+        input_size: (H', W') of the image resized so its long side is the
+            encoder's input size (before padding to a square).
+    """
+
+    features: torch.Tensor
+    original_size: tuple[int, int]
+    input_size: tuple[int, int]
+
+
+class EmbeddingCache:
+    """A bounded LRU cache of :class:`ImageEmbedding` by image key, optionally backed by files.
+
+    Args:
+        max_entries: most embeddings held in memory (>= 1; 4 MiB each for SAM).
+        folder: if given, embeddings are also written there and read back
+            when not in memory (``folder / namespace / <key>.pt``, written to a
+            temporary file and renamed atomically).
+        namespace: identifies the model, so that different models never share
+            files.
+    """
+
+    def __init__(self, max_entries: int = 64, folder: str | os.PathLike | None = None, namespace: str = "") -> None:
+        if int(max_entries) < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        self.max_entries = int(max_entries)
+        self.folder = Path(folder) / namespace if folder is not None else None
+        self._items: OrderedDict[str, ImageEmbedding] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+        self.disk_hits = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._items
+
+    def keys(self) -> list[str]:
+        """Keys in memory, least recently used first."""
+        return list(self._items)
+
+    def get(self, key: str) -> ImageEmbedding | None:
+        """The embedding for ``key`` (memory, then disk) or None; marks it most recently used."""
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item
+        item = self._load(key)
+        if item is not None:
+            self.disk_hits += 1
+            self._remember(key, item)
+            return item
+        self.misses += 1
+        return None
+
+    def put(self, key: str, item: ImageEmbedding) -> None:
+        """Store ``item`` (evicting the least recently used beyond ``max_entries``; also on disk if enabled)."""
+        self._remember(key, item)
+        if self.folder is not None:
+            self._save(key, item)
+
+    def clear(self) -> None:
+        """Forget the in-memory entries (files on disk stay)."""
+        self._items.clear()
+
+    def _remember(self, key: str, item: ImageEmbedding) -> None:
+        self._items[key] = item
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_entries:
+            self._items.popitem(last=False)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}.pt"
+
+    def _save(self, key: str, item: ImageEmbedding) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final = self._path(key)
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.partial")
+        try:
+            torch.save({"features": item.features, "original_size": list(item.original_size),
+                        "input_size": list(item.input_size)}, tmp)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def _load(self, key: str) -> ImageEmbedding | None:
+        if self.folder is None:
+            return None
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+            return ImageEmbedding(data["features"], tuple(data["original_size"]), tuple(data["input_size"]))
+        except Exception as exc:  # noqa: BLE001 - an unreadable cache file is recomputed
+            warnings.warn(f"ignoring unreadable embedding file {path}: {exc}", RuntimeWarning, stacklevel=3)
+            return None
+
+
+class SamSegmenter(BaseSegmenter):
+    """SAM behind the camseg segmenter interface, one encoder pass per distinct image.
+
+    Give either a model type (the checkpoint is found or downloaded, see
+    :func:`~camseg.segmenters.checkpoints.resolve_checkpoint`) or an already
+    built ``segment_anything.modeling.Sam`` as ``model`` (used as it is, on
+    its own device, mode unchanged).
+
+    Args:
+        model_type: ``"vit_b"`` (default), ``"vit_l"`` or ``"vit_h"``.
+        checkpoint: explicit checkpoint path (else ``$CAMSEG_SAM_CHECKPOINT``,
+            the cache folder, or a download).
+        model: a built ``Sam`` to use instead of loading a checkpoint.
+        device: ``"auto"`` (CUDA when available, else CPU), or a torch
+            device. With ``model``, must be ``"auto"`` or the model's device.
+        multimask: ``"auto"`` (3 masks for a single point, keep the highest
+            predicted IoU; 1 mask for several points), True (always 3, keep
+            the best) or False (always 1).
+        cache_size: embeddings kept in memory (LRU; 4 MiB each).
+        cache_dir: folder for an on-disk embedding cache (None: memory only).
+        batch_size: images per encoder pass in :meth:`prepare` (halved
+            automatically on CUDA out-of-memory).
+        download: download a missing checkpoint (else raise).
+        base_url: download location (default the official one).
+        progress: progress bar while downloading.
+        name: backend name in results (default ``"sam-<model_type>"``, or
+            ``"sam"`` with ``model``).
+        model_id: names the model in the disk cache (default
+            ``"<model_type>-<checkpoint file name>"``; required with ``model``
+            and ``cache_dir``).
+
+    Attributes:
+        encoder_calls: image-encoder forward passes run so far.
+        images_encoded: images encoded so far (``== encoder_calls`` without batching).
+        cache: the :class:`EmbeddingCache`.
+
+    Raises:
+        CheckpointError: no checkpoint and none can be downloaded, or a corrupt one.
+        ValueError: unknown model type, bad option.
+    """
+
+    def __init__(
+        self,
+        model_type: str = "vit_b",
+        checkpoint: str | os.PathLike | None = None,
+        *,
+        model: Sam | None = None,
+        device: str | torch.device = "auto",
+        multimask: bool | str = "auto",
+        cache_size: int = 64,
+        cache_dir: str | os.PathLike | None = None,
+        batch_size: int = 4,
+        download: bool = True,
+        base_url: str | None = None,
+        progress: bool = True,
+        name: str | None = None,
+        model_id: str | None = None,
+    ) -> None:
+        super().__init__()
+        from segment_anything import SamPredictor
+        from segment_anything.modeling import Sam
+
+        if multimask not in ("auto", True, False):
+            raise ValueError(f"multimask must be 'auto', True or False, got {multimask!r}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.multimask = multimask
+        self.batch_size = int(batch_size)
+        if model is not None:
+            if not isinstance(model, Sam):
+                raise TypeError(f"model must be a segment_anything.modeling.Sam, got {type(model).__name__}")
+            if str(device) != "auto" and resolve_device(device) != model.device:
+                raise ValueError(f"device={device!r} but the given model is on {model.device}; "
+                                 "move the model yourself or pass device='auto'")
+            if cache_dir is not None and model_id is None:
+                raise ValueError("with model= and cache_dir=, give model_id= to name the model's embeddings on disk")
+            self.model, self.model_type, self.checkpoint = model, None, None
+            self.name = name or "sam"
+        else:
+            if model_type not in SAM_MODEL_TYPES:
+                raise ValueError(f"unknown SAM model type {model_type!r}; expected one of {', '.join(SAM_MODEL_TYPES)}")
+            path = resolve_checkpoint(model_type, checkpoint, download=download, base_url=base_url, progress=progress)
+            self.model = load_sam(model_type, path, device)
+            self.model_type, self.checkpoint = model_type, path
+            self.name = name or f"sam-{model_type}"
+            model_id = model_id or f"{model_type}-{path.name}"
+        self.predictor = SamPredictor(self.model)
+        self.cache = EmbeddingCache(cache_size, cache_dir, model_id or "")
+        self.encoder_calls = 0
+        self.images_encoded = 0
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model."""
+        return self.model.device
+
+    # -- embeddings --------------------------------------------------------
+
+    def embedding(self, image: np.ndarray) -> torch.Tensor:
+        """SAM's embedding of ``image`` (uint8 (H, W, 3) RGB), from the cache or encoded now.
+
+        Returns:
+            float32 (1, C, h, w) on the CPU ((1, 256, 64, 64) for released models).
+        """
+        image = validate_image(image)
+        return self._embedding(image, image_key(image)).features
+
+    def prepare(self, images: Iterable[np.ndarray] | np.ndarray, batch_size: int | None = None) -> int:
+        """Encode the images not yet cached, ``batch_size`` per encoder pass.
+
+        Args:
+            images: uint8 RGB images (H, W, 3), as a sequence or an array
+                (N, H, W, 3); sizes may differ. Repeated images are encoded once.
+            batch_size: images per pass (default the constructor's).
+
+        Returns:
+            The number of images encoded (0 when all were cached).
+
+        Note:
+            Only the last ``cache_size`` images stay in memory; prepare at
+            most that many at a time (or use ``cache_dir``).
+        """
+        bs = self.batch_size if batch_size is None else int(batch_size)
+        if bs < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        todo: dict[str, np.ndarray] = {}
+        for i, image in enumerate(images):
+            try:
+                image = validate_image(image)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"images[{i}]: {exc}") from None
+            key = image_key(image)
+            if key not in todo and self.cache.get(key) is None:
+                todo[key] = image
+        if len(todo) > self.cache.max_entries and self.cache.folder is None:
+            warnings.warn(f"prepare() got {len(todo)} new images but the cache holds {self.cache.max_entries}; "
+                          "the first ones will be evicted before use (raise cache_size or set cache_dir)",
+                          RuntimeWarning, stacklevel=2)
+        keys, pending = list(todo), list(todo.values())
+        start = 0
+        while start < len(pending):
+            chunk = pending[start:start + bs]
+            try:
+                embeddings = self._encode(chunk)
+            except torch.cuda.OutOfMemoryError:
+                if bs == 1:
+                    raise
+                bs = max(1, bs // 2)
+                torch.cuda.empty_cache()
+                continue
+            for key, emb in zip(keys[start:start + len(chunk)], embeddings, strict=True):
+                self.cache.put(key, emb)
+            start += len(chunk)
+        return len(pending)
+
+    def _embedding(self, image: np.ndarray, key: str) -> ImageEmbedding:
+        emb = self.cache.get(key)
+        if emb is None:
+            emb = self._encode([image])[0]
+            self.cache.put(key, emb)
+        return emb
+
+    @torch.no_grad()
+    def _encode(self, images: list[np.ndarray]) -> list[ImageEmbedding]:
+        """One image-encoder pass over ``images`` (validated uint8 RGB), exactly as ``SamPredictor.set_image``."""
+        batch, sizes = [], []
+        for image in images:
+            resized = self.predictor.transform.apply_image(image)  # long side -> encoder input size
+            x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
+            sizes.append(((int(image.shape[0]), int(image.shape[1])), (int(x.shape[-2]), int(x.shape[-1]))))
+            batch.append(self.model.preprocess(x))  # normalise, pad to a square
+        features = self.model.image_encoder(torch.cat(batch))
+        self.encoder_calls += 1
+        self.images_encoded += len(images)
+        return [ImageEmbedding(features[i:i + 1].float().cpu().clone(), original, inp)
+                for i, (original, inp) in enumerate(sizes)]
+
+    # -- the segmenter protocol --------------------------------------------
+
+    def _set_image(self, image: np.ndarray) -> None:
+        emb = self._embedding(image, image_key(image))
+        p = self.predictor
+        p.reset_image()
+        p.features = emb.features.to(self.device)
+        p.original_size = emb.original_size
+        p.input_size = emb.input_size
+        p.is_image_set = True
+
+    def _predict(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
+        multi = len(coords) == 1 if self.multimask == "auto" else bool(self.multimask)
+        masks, scores, _ = self.predictor.predict(point_coords=coords, point_labels=labels, multimask_output=multi)
+        best = int(np.argmax(scores))
+        return masks[best], float(scores[best])
