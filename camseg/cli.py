@@ -74,6 +74,47 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from camseg.evaluate import evaluate, format_table, write_json
+    from camseg.segmenters import get_segmenter
+
+    segmenter = get_segmenter(args.segmenter)
+    result = evaluate(args.data, args.checkpoint, segmenter, split=args.split, degraded=args.degraded,
+                      limit=args.limit, batch_size=args.batch_size)
+    print(format_table(result))
+    if args.json:
+        print(f"wrote {write_json(result, args.json)}")
+    return 0
+
+
+def _cmd_segment(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from camseg.classifier import default_target_layers, load_checkpoint
+    from camseg.data import CLASSES, normalize
+    from camseg.pipelines import BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline
+    from camseg.segmenters import get_segmenter
+
+    try:
+        with Image.open(args.image) as im:
+            image = np.array(im.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read image {args.image}: {exc}") from exc
+    model, meta = load_checkpoint(args.checkpoint)
+    kinds = {"center": BasicSamPipeline, "foreground": ForegroundPointsPipeline,
+             "foreground_background": ForegroundBackgroundPipeline}
+    pipe = kinds[args.pipeline](model, get_segmenter(args.segmenter), default_target_layers(model, meta["arch"]))
+    out = pipe.run(normalize(image[None]), targets=args.target)
+    mask = out.masks[0].numpy()
+    Image.fromarray(mask.astype(np.uint8) * 255).save(args.out)
+    coords, labels = out.prompts.for_image(0)
+    points = ", ".join(f"({x:.0f}, {y:.0f}){'+' if lab == 1 else '-'}" for (x, y), lab in zip(coords, labels))
+    print(f"{args.out}: {int(mask.sum())} pixels of class {CLASSES[int(out.targets[0])]!r}, "
+          f"points (x, y) {points}, segmenter {out.backend}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from camseg.classifier import ARCHITECTURES, DEFAULT_ARCH
     from camseg.data import SPLITS
@@ -105,6 +146,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-pretrained", action="store_true", help="random initialisation")
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate every pipeline, the centre baseline and the oracle on a split")
+    e.add_argument("--data", required=True, help="dataset folder (SPEC section 1 layout)")
+    e.add_argument("--split", default="test")
+    e.add_argument("--checkpoint", required=True, help="classifier checkpoint")
+    e.add_argument("--segmenter", default="auto", help="auto (SAM if weights are found, else offline), sam, "
+                   "sam-vit_l, sam-vit_h, offline, regiongrow, floodfill, grabcut, randomwalker")
+    e.add_argument("--json", default=None, help="write the results to this JSON file")
+    e.add_argument("--degraded", action="store_true", help="JPEG quality 90 + mild noise first")
+    e.add_argument("--limit", type=int, default=None, help="only the first N images")
+    e.add_argument("--batch-size", type=int, default=50)
+    e.set_defaults(func=_cmd_evaluate)
+
+    g = sub.add_parser("segment", help="segment one image with no user input")
+    g.add_argument("image", help="an RGB image file")
+    g.add_argument("--out", required=True, help="mask PNG to write (255 = object)")
+    g.add_argument("--target", default=None, help="class name to segment (default: the top class)")
+    g.add_argument("--checkpoint", default="artifacts/classifier-efficientnet_lite0.pt")
+    g.add_argument("--segmenter", default="auto")
+    g.add_argument("--pipeline", default="foreground_background",
+                   choices=["center", "foreground", "foreground_background"])
+    g.set_defaults(func=_cmd_segment)
 
     m = sub.add_parser("build", help="the main job on the offline defaults: dataset, classifier (cached)")
     m.add_argument("--workdir", default="artifacts", help="where artefacts are cached (default ./artifacts)")
