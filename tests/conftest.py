@@ -94,3 +94,59 @@ def tiny_dataset(tmp_path_factory, fake_cifar):
 
     return build_dataset(tmp_path_factory.mktemp("data") / "shapes", seed=0, cifar10=fake_cifar,
                          sizes=TINY_SIZES, progress=False)
+
+
+class RednessNet(nn.Module):
+    """A hand-built classifier: class 0 = "something red is in the image".
+
+    A 1x1 convolution measures redness (R - G - B of the normalised input,
+    positive only on saturated red), global max pooling gives one feature,
+    and a constant feature of 1 is appended; the last linear layer turns
+    (redness, 1) into logits for 5 classes. Its Grad-CAM for class 0 lights
+    up red pixels.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.detect = nn.Conv2d(3, 1, 1)
+        with torch.no_grad():
+            self.detect.weight.copy_(torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1))
+            self.detect.bias.fill_(-1.0)
+        self.fc = nn.Linear(2, 5)
+        with torch.no_grad():
+            self.fc.weight.zero_()
+            self.fc.bias.zero_()
+            self.fc.weight[0, 0] = 3.0  # class 0 grows with redness
+            self.fc.bias[1] = 2.0  # class 1 otherwise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        red = torch.relu(self.detect(x)).amax((2, 3))
+        return self.fc(torch.cat([red, torch.ones_like(red)], 1))
+
+
+def red_and_blue_image(h: int = 48, w: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (h, w, 3): a red square (rows 10-24, cols 36-52), a blue square (rows 26-40,
+    cols 8-22) on a grey gradient; returns (image, red-square mask)."""
+    image = np.zeros((h, w, 3), np.uint8)
+    image[...] = np.linspace(90, 150, w, dtype=np.uint8)[None, :, None]
+    image[26:41, 8:23] = (30, 40, 220)
+    mask = np.zeros((h, w), bool)
+    mask[10:25, 36:53] = True
+    image[mask] = (230, 20, 20)
+    return image, mask
+
+
+@pytest.fixture()
+def redness_model() -> nn.Module:
+    return RednessNet().eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_dataset, tmp_path_factory):
+    """A ResNet18 (input scale 1) trained for one epoch on the tiny dataset, saved to disk."""
+    from camseg.classifier import train_classifier
+
+    out = tmp_path_factory.mktemp("tinyckpt") / "resnet18.pt"
+    train_classifier(tiny_dataset, arch="resnet18", epochs=1, batch_size=5, pretrained=False, input_scale=1.0,
+                     seed=0, out=out, progress=False, log=None)
+    return out

@@ -1,0 +1,89 @@
+"""camseg evaluate / segment on the tiny dataset (offline backend)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from camseg.cli import main
+from camseg.evaluate import evaluate, format_table, write_json
+from camseg.segmenters import get_segmenter
+
+KEYS = {"iou", "fg_hit_rate", "fg_distance", "bg_hit_rate", "bg_distance", "seconds"}
+
+
+@pytest.fixture(scope="module")
+def result(tiny_dataset, tiny_checkpoint):
+    return evaluate(tiny_dataset, tiny_checkpoint, get_segmenter("regiongrow"), split="test", progress=False,
+                    batch_size=3, keep_masks=True)
+
+
+def test_result_shape(result):
+    assert result["n_images"] == 5 and result["split"] == "test" and result["segmenter"] == "regiongrow"
+    assert set(result["pipelines"]) == {"center", "foreground", "foreground_background", "oracle"}
+    for m in result["pipelines"].values():
+        assert KEYS <= set(m)
+        assert 0.0 <= m["iou"] <= 1.0
+    assert result["pipelines"]["foreground"]["bg_hit_rate"] is None
+    assert result["pipelines"]["foreground_background"]["n_bg"] == 10
+    assert 0.0 <= result["classifier_accuracy"] <= 1.0
+    assert {"center", "cam_argmax", "cam_centroid", "cam_interior", "mask_scoring"} <= set(result["strategies"])
+
+
+def test_oracle_is_the_segmenters_upper_bound(result, tiny_dataset):
+    from camseg.data import ShapesDataset
+    from camseg.metrics import iou_per_image
+
+    oracle = result["pipelines"]["oracle"]
+    assert oracle["fg_hit_rate"] == 1.0  # the oracle point is inside the mask by construction
+    assert oracle["iou"] > 0.9  # flat shapes on clean images: region growing from inside recovers them
+    _, _, gts = ShapesDataset(tiny_dataset, "test").arrays()
+    recomputed = iou_per_image(result["_masks"]["oracle"], gts).mean()
+    assert recomputed == pytest.approx(oracle["iou"])
+    # the centre baseline's fg hit rate is what the centre point gives on these masks
+    hits = gts[:, 23, 31].mean()
+    assert result["pipelines"]["center"]["fg_hit_rate"] == pytest.approx(hits)
+
+
+def test_write_json_and_table(result, tmp_path):
+    path = write_json(result, tmp_path / "out" / "r.json")
+    loaded = json.loads(path.read_text())
+    assert loaded["pipelines"]["oracle"]["iou"] == result["pipelines"]["oracle"]["iou"]
+    assert "_masks" not in loaded
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+    table = format_table(result)
+    assert "oracle" in table and "foreground_background" in table and "regiongrow" in table
+
+
+def test_cli_evaluate_and_segment(tiny_dataset, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "e.json"
+    code = main(["evaluate", "--data", str(tiny_dataset), "--split", "val", "--checkpoint", str(tiny_checkpoint),
+                 "--segmenter", "offline", "--json", str(out), "--degraded"])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["split"] == "val" and data["degraded"] is True and data["n_images"] == 5
+    assert "oracle" in capsys.readouterr().out
+    image = tiny_dataset / "images" / "test" / "00000.png"
+    mask_path = tmp_path / "m.png"
+    code = main(["segment", str(image), "--checkpoint", str(tiny_checkpoint), "--segmenter", "offline",
+                 "--target", "star", "--out", str(mask_path)])
+    assert code == 0
+    mask = np.array(Image.open(mask_path))
+    assert mask.shape == (48, 64) and set(np.unique(mask)) <= {0, 255}
+    assert "class 'star'" in capsys.readouterr().out
+
+
+def test_cli_bad_inputs(tiny_dataset, tiny_checkpoint, tmp_path, capsys):
+    code = main(["segment", str(tmp_path / "nope.png"), "--checkpoint", str(tiny_checkpoint), "--out",
+                 str(tmp_path / "m.png"), "--segmenter", "offline"])
+    assert code == 2 and "cannot read image" in capsys.readouterr().err
+    code = main(["segment", str(tiny_dataset / "images" / "test" / "00000.png"), "--checkpoint",
+                 str(tiny_checkpoint), "--target", "hexagon", "--out", str(tmp_path / "m.png"), "--segmenter", "offline"])
+    assert code == 2 and "unknown class name 'hexagon'" in capsys.readouterr().err
+    code = main(["evaluate", "--data", str(tmp_path), "--checkpoint", str(tiny_checkpoint), "--segmenter", "offline"])
+    assert code == 2 and "missing" in capsys.readouterr().err
+    code = main(["evaluate", "--data", str(tiny_dataset), "--checkpoint", str(tiny_checkpoint), "--segmenter", "nope"])
+    assert code == 2 and "nope" in capsys.readouterr().err
