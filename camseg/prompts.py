@@ -306,7 +306,9 @@ class MaskScoring:
     n_background: int = 0
     low: float = 0.2
     distractor_max_score: float = 0.2
-    score: str = "similarity"
+    score: str = "similarity_cam"
+    cam_weight: float = 0.5
+    cam_dilation: int = 2
     batch_size: int = 128
     name: str = "mask_scoring"
 
@@ -345,9 +347,20 @@ class MaskScoring:
             seeds.append([pt])
         return masks, [np.stack(s) for s in seeds]
 
+    def cam_support(self, cam: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+        """Mean CAM over each region grown by ``cam_dilation`` pixels, (K,).
+
+        Grad-CAM often peaks on an object's edges and corners, just outside it,
+        hence the margin. A background region that merely borders or
+        surrounds the object is large and mostly far from the peak: low support.
+        """
+        size = 2 * self.cam_dilation + 1
+        kernel = np.ones((size, size), np.uint8)
+        return np.array([float(cam[cv2.dilate(m.astype(np.uint8), kernel) > 0].mean()) for m in masks])
+
     @torch.no_grad()
     def score_regions(self, classifier: nn.Module, image: np.ndarray, normalized: torch.Tensor,
-                      masks: list[np.ndarray], target: int) -> np.ndarray:
+                      masks: list[np.ndarray], target: int, cam: np.ndarray | None = None) -> np.ndarray:
         """Score each region (bool (H, W)) of one image for class ``target``, in [0, 1].
 
         The classifier sees each region alone (``normalized`` (3, H, W) with every
@@ -356,10 +369,16 @@ class MaskScoring:
         of the classifier's penultimate features (the input of its last linear
         layer) with those of the whole image, clipped at 0: a region that
         *is* what the classifier saw in the whole image looks the same to it.
-        ``score`` picks ``"keep"``, ``"similarity"`` or their product ``"both"``.
+        ``score`` picks ``"keep"``, ``"similarity"``, their product ``"both"``,
+        or (default) ``"similarity_cam"``: similarity times the CAM support of
+        the region (:meth:`cam_support`) to the power ``cam_weight``.
         """
         if not masks:
             return np.zeros(0)
+        if self.score not in ("keep", "similarity", "both", "similarity_cam"):
+            raise ValueError(f"score must be 'keep', 'similarity', 'both' or 'similarity_cam', got {self.score!r}")
+        if self.score == "similarity_cam" and cam is None:
+            raise ValueError("score='similarity_cam' needs the CAM (H, W)")
         device = normalized.device
         head = _last_linear(classifier)
         feats: list[torch.Tensor] = []
@@ -379,7 +398,9 @@ class MaskScoring:
             return keep
         if self.score == "similarity":
             return sim
-        return keep * sim
+        if self.score == "both":
+            return keep * sim
+        return sim * self.cam_support(cam, masks) ** self.cam_weight
 
     def _scored_regions(self, ctx: PromptContext, i: int) -> tuple[list[np.ndarray], np.ndarray]:
         """Regions and scores of image ``i``, cached in ``ctx.extras`` so that strategies
@@ -390,7 +411,7 @@ class MaskScoring:
         if i not in cache:
             masks, _ = self.regions(ctx, i)
             cache[i] = (masks, self.score_regions(ctx.classifier, ctx.images[i], ctx.normalized[i], masks,
-                                                  int(ctx.targets[i])))
+                                                  int(ctx.targets[i]), ctx.cams[i]))
         return cache[i]
 
     def __call__(self, ctx: PromptContext) -> Prompts:
