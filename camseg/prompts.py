@@ -288,12 +288,18 @@ class MaskScoring:
     ``max_area`` of the image or smaller than ``min_area`` pixels are dropped,
     duplicates merged. Each distinct region is shown to the classifier alone
     (pixels outside it set to 0 in the normalised input, i.e. the dataset
-    mean colour), and scored by the softmax probability of the explained
-    class. The best region's deepest interior point is the foreground prompt.
+    mean colour), and scored (:meth:`score_regions`, by default the similarity
+    of the classifier's features to the whole image's, times the CAM support);
+    the score is multiplied by ``1 - exp(-n / seed_scale)`` where ``n`` is the
+    number of candidate points that led to the region (agreement: on noisy
+    JPEGs a fragment reached from one point is less trustworthy than a region
+    many points lead to). The best region's deepest interior point is the
+    foreground prompt.
 
-    Background points (``n_background``): the strongest rejected region that
-    does not overlap the winner (a distractor, if its score is below
-    ``distractor_max_score``), then low-CAM pixels far from the winner.
+    Background points (``n_background``): the rejected region with the highest
+    CAM that does not overlap the winner (a distractor, used only if its score
+    is below ``distractor_max_score`` and below ``distractor_ratio`` times the
+    winner's), then low-CAM pixels far from the winner.
 
     Needs ``ctx.classifier`` and ``ctx.segmenter``.
     """
@@ -309,6 +315,8 @@ class MaskScoring:
     score: str = "similarity_cam"
     cam_weight: float = 0.5
     cam_dilation: int = 2
+    seed_scale: float = 4.0
+    distractor_ratio: float = 0.25
     batch_size: int = 128
     name: str = "mask_scoring"
 
@@ -409,9 +417,12 @@ class MaskScoring:
                self.score, getattr(ctx.segmenter, "name", id(ctx.segmenter)))
         cache = ctx.extras.setdefault(key, {})
         if i not in cache:
-            masks, _ = self.regions(ctx, i)
-            cache[i] = (masks, self.score_regions(ctx.classifier, ctx.images[i], ctx.normalized[i], masks,
-                                                  int(ctx.targets[i]), ctx.cams[i]))
+            masks, seeds = self.regions(ctx, i)
+            scores = self.score_regions(ctx.classifier, ctx.images[i], ctx.normalized[i], masks,
+                                        int(ctx.targets[i]), ctx.cams[i])
+            if self.seed_scale > 0 and masks:
+                scores = scores * (1.0 - np.exp(-np.array([len(s) for s in seeds]) / self.seed_scale))
+            cache[i] = (masks, scores)
         return cache[i]
 
     def __call__(self, ctx: PromptContext) -> Prompts:
@@ -436,7 +447,7 @@ class MaskScoring:
                 if self.n_background and best >= 0:
                     rivals = [k for k in np.argsort(-np.array([cam[m].mean() for m in masks]))
                               if k != best and not (masks[k] & region).any()
-                              and scores[k] <= self.distractor_max_score]
+                              and scores[k] <= min(self.distractor_max_score, self.distractor_ratio * scores[best])]
                     if rivals:
                         q = deepest_point(masks[rivals[0]], cam)
                         p.append(q)
