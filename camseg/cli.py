@@ -4,7 +4,9 @@
 
     camseg data build --out artifacts/data [--seed 0] [--cifar10 PATH]
     camseg train --data artifacts/data --arch efficientnet_lite0 --out artifacts/classifier.pt
-    camseg build [--workdir artifacts]      # the main job, cached
+    camseg evaluate --data artifacts/data --checkpoint CKPT --segmenter offline --json OUT.json
+    camseg report --out _build/report.pdf
+    camseg build [--workdir artifacts]      # the main job: artefacts (cached), book, report
 """
 
 from __future__ import annotations
@@ -43,34 +45,48 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from camseg.report import results, write_report
+
+    res = results(args.workdir, seed=args.seed, segmenter=args.segmenter)
+    print(f"wrote {write_report(res, args.out)} (segmenter {res['segmenter']})")
+    return 0
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
-    """The main job: dataset and classifier, each built once and reused."""
+    """The main job: artefacts (cached), the Jupyter Book and the PDF report."""
+    import os
+    import shutil
+    import subprocess
     from pathlib import Path
 
-    from camseg.classifier import load_checkpoint, train_classifier
-    from camseg.data import build_dataset
+    from camseg.report import results, write_report
 
-    work = Path(args.workdir)
     t0 = time.perf_counter()
-    data = build_dataset(work / "data", seed=args.seed, cifar10=args.cifar10)
-    print(f"[1/2] dataset: {data} ({time.perf_counter() - t0:.0f} s)")
-    ckpt = work / f"classifier-{args.arch}.pt"
-    t1 = time.perf_counter()
-    meta = None
-    if ckpt.is_file():
-        try:
-            _, meta = load_checkpoint(ckpt)
-        except ValueError as exc:
-            print(f"retraining: {exc}")
-        if meta is not None and (meta.get("seed") != args.seed or meta.get("data") != str(data)):
-            meta = None
-    if meta is None:
-        meta = train_classifier(data, arch=args.arch, seed=args.seed, out=ckpt).meta
-        print(f"[2/2] classifier: trained {ckpt} ({time.perf_counter() - t1:.0f} s)")
-    else:
-        print(f"[2/2] classifier: reusing {ckpt}")
-    print(f"{args.arch}: val acc {meta['val_accuracy']:.4f}, test acc {meta['test_accuracy']:.4f}; "
-          f"total {time.perf_counter() - t0:.0f} s")
+    print("[1/3] artefacts: dataset, classifier, evaluations (each computed once, then reused)")
+    res = results(args.workdir, seed=args.seed, segmenter=args.segmenter)
+    meta = res["meta"]
+    print(f"      {meta['arch']}: test accuracy {meta['test_accuracy']:.4f}; segmenter {res['segmenter']} "
+          f"({time.perf_counter() - t0:.0f} s)")
+    root = Path(args.book)
+    if not (root / "_config.yml").is_file():
+        raise FileNotFoundError(f"{root / '_config.yml'} not found: run `camseg build` from the repository root "
+                                "or pass --book PATH")
+    if not args.no_book:
+        exe = shutil.which("jupyter-book")
+        if exe is None:
+            raise FileNotFoundError("jupyter-book is not installed: pip install -r requirements.txt")
+        print("[2/3] book: jupyter-book build -W -n --keep-going (chapters reuse the artefacts)")
+        t1 = time.perf_counter()
+        env = dict(os.environ, CAMSEG_WORKDIR=str(Path(args.workdir).resolve()))
+        done = subprocess.run([exe, "build", "-W", "-n", "--keep-going", str(root)], env=env)
+        if done.returncode != 0:
+            print(f"camseg: error: the book build failed (exit {done.returncode}); see the log above",
+                  file=sys.stderr)
+            return done.returncode
+        print(f"      {root / '_build' / 'html' / 'index.html'} ({time.perf_counter() - t1:.0f} s)")
+    out = write_report(res, args.report)
+    print(f"[3/3] report: {out}; total {time.perf_counter() - t0:.0f} s")
     return 0
 
 
@@ -169,11 +185,20 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["center", "foreground", "foreground_background"])
     g.set_defaults(func=_cmd_segment)
 
-    m = sub.add_parser("build", help="the main job on the offline defaults: dataset, classifier (cached)")
+    r = sub.add_parser("report", help="the 1-2 page PDF report (WeasyPrint) from the cached results")
+    r.add_argument("--workdir", default="artifacts", help="where artefacts are cached (default ./artifacts)")
+    r.add_argument("--out", default="_build/report.pdf")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found, else offline")
+    r.set_defaults(func=_cmd_report)
+
+    m = sub.add_parser("build", help="the main job: dataset, classifier, evaluations (cached), book, report")
     m.add_argument("--workdir", default="artifacts", help="where artefacts are cached (default ./artifacts)")
-    m.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
     m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--cifar10", default=None, help="CIFAR-10 location (default: autodetect)")
+    m.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found, else offline")
+    m.add_argument("--book", default=".", help="folder with _config.yml (default: the current one)")
+    m.add_argument("--report", default="_build/report.pdf", help="where to write the PDF report")
+    m.add_argument("--no-book", action="store_true", help="skip the Jupyter Book (artefacts and report only)")
     m.set_defaults(func=_cmd_build)
     return parser
 

@@ -1,0 +1,128 @@
+"""camseg.report: the PDF report from a tiny fake results dict (no training), and the caches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from camseg import report
+
+pypdf = pytest.importorskip("pypdf")
+pytest.importorskip("weasyprint")
+
+
+def _pipeline(iou: float, fg: float, fg_d: float, bg: float | None = None, bg_d: float | None = None) -> dict:
+    return {"iou": iou, "fg_hit_rate": fg, "fg_distance": fg_d, "bg_hit_rate": bg, "bg_distance": bg_d,
+            "n_fg": 10, "n_bg": 0 if bg is None else 20, "seconds": 1.0, "per_class_iou": {}}
+
+
+def _eval(shift: float, degraded: bool) -> dict:
+    return {
+        "split": "test", "degraded": degraded, "n_images": 10, "segmenter": "fakeseg", "classifier_accuracy": 0.9,
+        "pipelines": {
+            "center": _pipeline(0.3121 - shift, 0.351, 11.96),
+            "foreground": _pipeline(0.8711 - shift, 0.953, 1.52),
+            "foreground_background": _pipeline(0.8822 - shift, 0.957, 1.48, 0.0123, 31.59),
+            "oracle": _pipeline(0.9633 - shift, 1.0, 0.38),
+        },
+        "strategies": {"cam_argmax": {"fg_hit_rate": 0.728, "fg_distance": 8.24, "bg_hit_rate": 0.0,
+                                      "bg_distance": 48.68, "n_fg": 10, "n_bg": 10}},
+    }
+
+
+@pytest.fixture()
+def fake_results() -> dict:
+    rng = np.random.default_rng(0)
+    mask = np.zeros((12, 16), bool)
+    mask[3:9, 4:12] = True
+    return {
+        "segmenter": "fakeseg-backend",
+        "segmenter_note": None,
+        "meta": {"arch": "tinynet", "test_accuracy": 0.95},
+        "eval": {"clean": _eval(0.0, False), "degraded": _eval(0.1, True)},
+        "cam_study": {"rows": [{"method": "Grad-CAM", "layers": ["l"], "default": True, "mass_inside": 0.4,
+                                "pointing_game": 0.7}], "cam_only_iou": {"0.4": 0.455, "0.5": 0.454}},
+        "gradcam_example": {"image": rng.integers(0, 256, (12, 16, 3), dtype=np.uint8),
+                            "cam": rng.random((12, 16)).astype(np.float32), "mask": mask, "label": "star",
+                            "predicted": "star"},
+    }
+
+
+def _text(path: Path) -> tuple[int, str]:
+    reader = pypdf.PdfReader(str(path))
+    return len(reader.pages), "\n".join(page.extract_text() for page in reader.pages)
+
+
+def test_report_pdf_pages_backend_and_every_number(fake_results, tmp_path):
+    out = report.write_report(fake_results, tmp_path / "sub" / "report.pdf")
+    assert out == tmp_path / "sub" / "report.pdf"
+    pages, text = _text(out)
+    assert pages in (1, 2)
+    assert "fakeseg-backend" in text
+    for tag in ("clean", "degraded"):
+        for name, m in fake_results["eval"][tag]["pipelines"].items():
+            assert report.fmt(m["iou"]) in text, (tag, name, "iou")
+            assert report.fmt(m["fg_hit_rate"]) in text
+            assert report.fmt(m["fg_distance"], "distance") in text
+            if m["bg_hit_rate"] is not None:
+                assert report.fmt(m["bg_hit_rate"]) in text
+                assert report.fmt(m["bg_distance"], "distance") in text
+    for label in ("IoU", "fg hit", "bg hit", "oracle", "centre", "degraded"):
+        assert label in text
+    assert not list(out.parent.glob("*.partial"))  # atomic: no leftovers
+
+
+def test_report_improvements_at_most_five_sentences(fake_results):
+    html = report.report_html(fake_results)
+    section = html.split("Possible improvements</h2>")[1].split("</p>")[0]
+    assert 1 <= section.count(". ") + section.rstrip().endswith(".") <= 5
+
+
+def test_failed_render_leaves_old_pdf(fake_results, tmp_path, monkeypatch):
+    out = tmp_path / "report.pdf"
+    out.write_bytes(b"old")
+    monkeypatch.setitem(fake_results, "eval", {"clean": None})
+    with pytest.raises(Exception):
+        report.write_report(fake_results, out)
+    assert out.read_bytes() == b"old" and not list(tmp_path.glob("*.partial"))
+
+
+def test_fmt():
+    assert report.fmt(None) == "–"
+    assert report.fmt(0.98827) == "0.988"
+    assert report.fmt(11.964, "distance") == "12.0"
+
+
+def test_default_workdir(tmp_path, monkeypatch):
+    (tmp_path / "_toc.yml").write_text("root: x\n")
+    (tmp_path / "book").mkdir()
+    monkeypatch.chdir(tmp_path / "book")
+    monkeypatch.delenv("CAMSEG_WORKDIR", raising=False)
+    assert report.default_workdir() == tmp_path.resolve() / "artifacts"
+    monkeypatch.setenv("CAMSEG_WORKDIR", str(tmp_path / "w"))
+    assert report.default_workdir() == tmp_path / "w"
+
+
+def test_eval_cache_is_reused_without_recomputing(tmp_path, monkeypatch):
+    """A current JSON and masks file are returned as they are: evaluate() is never called."""
+    import camseg.evaluate
+
+    ckpt = tmp_path / "classifier-x.pt"
+    cached = {**_eval(0.0, False), "classifier": {"checkpoint": "elsewhere/classifier-x.pt"}}
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "test-clean.json").write_text(json.dumps(cached))
+    fake = {"segmenter": "fakeseg", "_masks": {"center": np.zeros((10, 4, 8), bool)},
+            "_points": {"center": (np.zeros((10, 1, 2)), np.ones((10, 1), int))}}
+    report._save_predictions(fake, tmp_path / "eval" / "test-clean-masks.npz")
+    monkeypatch.setattr(camseg.evaluate, "evaluate", lambda *a, **k: pytest.fail("recomputed"))
+    res, npz = report._evaluation(tmp_path / "data", ckpt, "fakeseg", 10, False, tmp_path / "eval", True, print)
+    assert res == cached and npz == tmp_path / "eval" / "test-clean-masks.npz"
+    loaded = report.load_predictions(npz)
+    assert loaded["segmenter"] == "fakeseg"
+    assert loaded["pipelines"]["center"]["masks"].shape == (10, 4, 8)
+    # another backend: the cache is stale, so it would recompute
+    with pytest.raises(pytest.fail.Exception, match="recomputed"):
+        report._evaluation(tmp_path / "data", ckpt, "floodfill", 10, False, tmp_path / "eval", True, print)

@@ -1,0 +1,97 @@
+"""camseg.viz: every helper returns a Figure with the expected axes, on tiny arrays."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from camseg import viz
+
+
+@pytest.fixture()
+def tiny():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 12, 16, 3), dtype=np.uint8)
+    masks = np.zeros((5, 12, 16), bool)
+    masks[:, 3:8, 4:10] = True
+    cams = rng.random((5, 12, 16)).astype(np.float32)
+    return images, masks, cams
+
+
+def _n_axes(fig: Figure) -> int:
+    assert isinstance(fig, Figure)
+    fig.canvas.draw()  # renders under Agg: catches errors that only show when drawing
+    return len(fig.axes)
+
+
+def test_sample_grid(tiny):
+    images, masks, _ = tiny
+    fig = viz.sample_grid(images, [0, 1, 2, 3, 4], masks, per_class=2)
+    assert _n_axes(fig) == 5 * 2
+
+
+def test_sample_grid_rejects_mismatch(tiny):
+    images, masks, _ = tiny
+    with pytest.raises(ValueError, match="must agree"):
+        viz.sample_grid(images, [0, 1], masks)
+
+
+def test_training_curve():
+    meta = {"arch": "tiny", "best_epoch": 2, "test_accuracy": 0.9,
+            "history": [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 0.5 + e / 10, "val_accuracy": 0.4 + e / 10}
+                        for e in (1, 2, 3)]}
+    assert _n_axes(viz.training_curve(meta)) == 2
+    with pytest.raises(ValueError, match="history"):
+        viz.training_curve({"arch": "x"})
+
+
+def test_confusion_matrix_counts():
+    fig = viz.confusion_matrix([0, 1, 2, 2], [0, 1, 2, 1])
+    assert _n_axes(fig) == 1
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("1") == 4 and "75.0%" in fig.axes[0].get_title()
+    with pytest.raises(ValueError):
+        viz.confusion_matrix([0, 7], [0, 1])
+
+
+def test_gradcam_panels(tiny):
+    images, masks, cams = tiny
+    fig = viz.gradcam_panels(images[:3], cams[:3], masks[:3], titles=["a", "b", "c"])
+    assert _n_axes(fig) == 3 * 4
+    assert [ax.get_title() for ax in fig.axes[:4]][0] == "input"
+
+
+def test_prompts_on_images_xy_order(tiny):
+    images, masks, cams = tiny
+    coords = np.array([[[2.0, 9.0], [14.0, 1.0]]] * 2)  # (x, y)
+    labels = np.array([[1, 0], [1, -1]])
+    fig = viz.prompts_on_images(images[:2], coords, labels, masks=masks[:2], cams=cams[:2], titles=["x", "y"])
+    assert _n_axes(fig) == 2
+    fg = fig.axes[0].collections[-2].get_offsets()  # foreground drawn first, then background
+    assert np.allclose(np.asarray(fg), [[2.0, 9.0]])  # x is the column, y the row
+    with pytest.raises(ValueError, match="x, y"):
+        viz.prompts_on_images(images[:2], coords[:, :, :1], labels)
+
+
+def test_mask_gallery(tiny):
+    images, masks, _ = tiny
+    preds = np.roll(masks[:3], 2, axis=2)
+    fig = viz.mask_gallery(images[:3], preds, masks[:3], np.zeros((3, 1, 2)), np.ones((3, 1), int),
+                           titles=["1", "2", "3"], backend="regiongrow")
+    assert _n_axes(fig) == 2 * 3
+    assert "regiongrow" in fig.get_suptitle()
+
+
+def test_cam_overlay_and_png(tiny):
+    images, masks, cams = tiny
+    out = viz.cam_overlay(images[0], cams[0])
+    assert out.shape == images[0].shape and out.dtype == np.uint8
+    with pytest.raises(ValueError):
+        viz.cam_overlay(images[0], cams[0][:4])
+    png = viz.figure_png(viz.gradcam_panels(images[:1], cams[:1], masks[:1]))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
