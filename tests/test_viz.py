@@ -95,3 +95,21 @@ def test_cam_overlay_and_png(tiny):
         viz.cam_overlay(images[0], cams[0][:4])
     png = viz.figure_png(viz.gradcam_panels(images[:1], cams[:1], masks[:1]))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_slic_masks_follow_image_edges_and_check_input():
+    from camseg.analysis import slic_masks, threshold_masks
+
+    img = np.zeros((1, 24, 32, 3), np.uint8)
+    img[0, 6:18, 8:20] = (200, 30, 30)  # a red block
+    cam = np.zeros((1, 24, 32))
+    cam[0, 4:16, 6:18] = 1.0  # a coarse CAM, shifted up-left
+    truth = np.zeros((24, 32), bool)
+    truth[6:18, 8:20] = True
+    slic = slic_masks(img, cam, 0.5, n_segments=12)[0]
+    coarse = threshold_masks(cam, 0.5)[0]
+    assert (slic & truth).sum() / (slic | truth).sum() > (coarse & truth).sum() / (coarse | truth).sum()
+    with pytest.raises(ValueError, match="uint8"):
+        slic_masks(img.astype(float), cam)
+    with pytest.raises(ValueError, match="cams must be"):
+        slic_masks(img, cam[:, :10])
