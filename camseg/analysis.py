@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cam_mass_inside", "pointing_game", "slic_masks", "threshold_masks", "worst_images"]
+__all__ = ["cam_mass_inside", "pointing_game", "slic_masks", "slic_superpixels", "threshold_masks", "worst_images"]
 
 
 def _check(cams: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,15 +71,30 @@ def threshold_masks(cams: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return cams >= threshold
 
 
-def slic_masks(images: np.ndarray, cams: np.ndarray, threshold: float = 0.5, n_segments: int = 80,
-               compactness: float = 10.0) -> np.ndarray:
+def slic_superpixels(images: np.ndarray, n_segments: int = 80, compactness: float = 10.0) -> np.ndarray:
+    """SLIC superpixel labels of each image (uint8 (B, H, W, 3) RGB), int (B, H, W) from 0.
+
+    Computed once per image and shared by every threshold of :func:`slic_masks`.
+    """
+    from skimage.segmentation import slic
+
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 (B, H, W, 3), got {images.dtype} {images.shape}")
+    return np.stack([slic(image, n_segments=n_segments, compactness=compactness, start_label=0)
+                     for image in images]) if len(images) else np.zeros(images.shape[:3], int)
+
+
+def slic_masks(images: np.ndarray | None, cams: np.ndarray, threshold: float = 0.5, n_segments: int = 80,
+               compactness: float = 10.0, superpixels: np.ndarray | None = None) -> np.ndarray:
     """The CAM-only baseline refined with SLIC superpixels, bool (B, H, W).
 
     Each image (uint8 (B, H, W, 3) RGB) is cut into SLIC superpixels
-    (:func:`skimage.segmentation.slic`, about ``n_segments`` of them); a
-    superpixel belongs to the mask when its mean CAM (``cams`` (B, H, W) in
-    [0, 1]) is at least ``threshold``. Edges then follow the image instead of
-    the coarse CAM, still without any segmenter.
+    (:func:`slic_superpixels`, about ``n_segments`` of them; pass
+    ``superpixels`` to reuse them across thresholds); a superpixel belongs to
+    the mask when its mean CAM (``cams`` (B, H, W) in [0, 1]) is at least
+    ``threshold``. Edges then follow the image instead of the coarse CAM,
+    still without any segmenter.
 
     >>> img = np.zeros((1, 16, 16, 3), np.uint8); img[0, :, :8] = 255   # white left half
     >>> cam = np.zeros((1, 16, 16)); cam[0, :, :6] = 1.0                # CAM on most of it
@@ -87,21 +102,17 @@ def slic_masks(images: np.ndarray, cams: np.ndarray, threshold: float = 0.5, n_s
     [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0]
     """
     from scipy import ndimage
-    from skimage.segmentation import slic
 
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
-    images, cams = np.asarray(images), np.asarray(cams)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 (B, H, W, 3), got {images.dtype} {images.shape}")
-    if cams.shape != images.shape[:3]:
-        raise ValueError(f"cams must be (B, H, W) = {images.shape[:3]}, got {cams.shape}")
+    labels = slic_superpixels(images, n_segments, compactness) if superpixels is None else np.asarray(superpixels)
+    cams = np.asarray(cams)
+    if cams.shape != labels.shape:
+        raise ValueError(f"cams must be (B, H, W) = {labels.shape}, got {cams.shape}")
     out = np.zeros(cams.shape, bool)
-    for i, (image, cam) in enumerate(zip(images, cams)):
-        labels = slic(image, n_segments=n_segments, compactness=compactness, start_label=0)
-        index = np.arange(labels.max() + 1)
-        means = np.asarray(ndimage.mean(cam, labels, index))
-        out[i] = means[labels] >= threshold
+    for i, (lab, cam) in enumerate(zip(labels, cams)):
+        means = np.asarray(ndimage.mean(cam, lab, np.arange(lab.max() + 1)))
+        out[i] = means[lab] >= threshold
     return out
 
 

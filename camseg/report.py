@@ -215,7 +215,7 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
         "pointing_game"}], "cam_only_iou": {threshold: mean IoU}, "cam_slic_iou":
         {threshold: mean IoU of the SLIC-refined CAM}, "n_images"}``.
     """
-    from camseg.analysis import cam_mass_inside, pointing_game, slic_masks, threshold_masks
+    from camseg.analysis import cam_mass_inside, pointing_game, slic_masks, slic_superpixels, threshold_masks
     from camseg.cam import GradCAM, GradCAMPlusPlus
     from camseg.classifier import ARCHITECTURES
     from camseg.data import normalize
@@ -250,7 +250,9 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
             if rows[-1]["default"]:
                 cam_only = {f"{t:.1f}": float(iou_per_image(threshold_masks(cams, t), masks).mean())
                             for t in CAM_THRESHOLDS}
-                cam_slic = {f"{t:.1f}": float(iou_per_image(slic_masks(images, cams, t), masks).mean())
+                superpixels = slic_superpixels(images)
+                cam_slic = {f"{t:.1f}": float(iou_per_image(slic_masks(None, cams, t, superpixels=superpixels),
+                                                            masks).mean())
                             for t in CAM_THRESHOLDS}
     return {"rows": rows, "cam_only_iou": cam_only, "cam_slic_iou": cam_slic, "n_images": int(len(images))}
 
