@@ -99,6 +99,7 @@ def test_config_for_colab_and_strict_execution():
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TEXT_ONLY = {"book/intro", "book/discussion"}  # chapters without figures
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--disable-sync"]
 
@@ -120,11 +121,16 @@ def test_built_html_in_a_browser():
                 link = page.locator("a[href*='colab.research.google.com']").first
                 href = link.get_attribute("href")
                 assert href == f"https://colab.research.google.com/github/camseg/camseg/blob/main/{name}.ipynb", href
+                assert (ROOT / f"{name}.ipynb").is_file(), f"the Colab link of {name} points to a missing notebook"
                 text = page.inner_text("main")
                 assert "Traceback" not in text and "Error" not in text.split("\n")[0]
                 broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0)"
                                        ".map(i => i.src).filter(s => s.startsWith('file:'))")
                 assert broken == [], broken
+                shown = page.evaluate("[...document.images].filter(i => i.complete && i.naturalWidth > 0"
+                                      " && i.src.includes('_images')).length")
+                if name not in TEXT_ONLY:
+                    assert shown > 0, f"{name}: no figure rendered"
         finally:
             browser.close()
 
