@@ -201,3 +201,23 @@ def test_gradcam_plusplus_differs_from_gradcam(resnet18_model, image_batch):
     a = GradCAM(resnet18_model, layers)(image_batch, [0, 1, 2, 3])
     b = GradCAMPlusPlus(resnet18_model, layers)(image_batch, [0, 1, 2, 3])
     assert np.abs(a - b).max() > 1e-3
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_thousand_calls_leave_no_hooks_and_no_memory_growth(tiny_model):
+    x = torch.randn(2, 3, 16, 16)
+    cam = GradCAM(tiny_model, [tiny_model.conv2])
+    before = _hook_count(tiny_model)
+    for _ in range(200):  # warm-up: allocator caches settle
+        cam(x)
+    rss = _rss_bytes()
+    for _ in range(1000):
+        cam(x)
+    growth = _rss_bytes() - rss
+    assert _hook_count(tiny_model) == before
+    assert growth < 8 * 2**20, f"resident memory grew by {growth / 2**20:.1f} MiB over 1000 calls"
