@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from camseg.paths import atomic_path
 from camseg.data import CLASSES, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD, ShapesDataset, normalize
 
 CHECKPOINT_FORMAT = 1
@@ -293,15 +292,8 @@ def save_checkpoint(model: Classifier, meta: dict, path: str | os.PathLike) -> P
     """Write ``{"meta": meta, "state_dict": ...}`` to ``path`` atomically
     (temporary file in the same folder, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"meta": meta, "state_dict": model.state_dict()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

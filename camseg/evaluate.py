@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ from tqdm.auto import tqdm
 from camseg.classifier import default_target_layers, load_checkpoint
 from camseg.data import CLASSES, ShapesDataset, degrade, normalize
 from camseg.metrics import iou_per_image, point_metrics
+from camseg.paths import atomic_path
 from camseg.pipelines import BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline
 from camseg.prompts import CamArgmax, CamCentroid, CamInterior, CenterPoint, oracle_points
 
@@ -176,15 +176,7 @@ def format_table(result: dict) -> str:
 def write_json(result: dict, path: str | os.PathLike) -> Path:
     """Write ``result`` as JSON atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in result.items() if not k.startswith("_")}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(clean, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(clean, indent=2) + "\n")
     return path

@@ -445,7 +445,7 @@ class MaskScoring:
                 p, lab = [deepest_point(region, cam)], [1]
                 avoid = region.copy()
                 if self.n_background and best >= 0:
-                    rivals = [k for k in np.argsort(-np.array([cam[m].mean() for m in masks]))
+                    rivals = [k for k in np.argsort(-cam_mean)
                               if k != best and not (masks[k] & region).any()
                               and scores[k] <= min(self.distractor_max_score, self.distractor_ratio * scores[best])]
                     if rivals:

@@ -28,12 +28,13 @@ import base64
 import html
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from camseg.paths import atomic_path
 
 __all__ = [
     "CAM_STUDY_LAYERS", "PIPELINE_LABELS", "cam_study", "default_workdir", "fmt", "gradcam_example",
@@ -74,15 +75,8 @@ def default_workdir() -> Path:
 
 
 def _atomic_bytes(path: Path, payload: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
     return path
 
 
@@ -457,7 +451,7 @@ def report_html(res: Mapping) -> str:
             baseline_sentence += f", and {cam_slic[slic_t]:.3f} when snapped to SLIC superpixels ({slic_t})"
         baseline_sentence += "."
     parts = [
-        f"<h1>camseg: segmentation without user input</h1>",
+        "<h1>camseg: segmentation without user input</h1>",
         f'<p class="meta">Segmenter backend: <b>{e(backend)}</b>. Classifier: {e(str(meta.get("arch", "?")))} '
         f"(test accuracy {acc}). Test split of the synthetic shapes dataset (64×48 px, five classes, "
         f"{clean['n_images']} images); all numbers are computed by <code>camseg</code> from the same cached "

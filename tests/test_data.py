@@ -11,7 +11,7 @@ from PIL import Image
 
 from camseg import cifar
 from camseg.data import (
-    CLASSES, IMAGE_SIZE, DatasetError, ShapeSpec, ShapesDataset, build_dataset, denormalize, draw_mask, normalize,
+    CLASSES, IMAGE_SIZE, DatasetError, ShapeSpec, ShapesDataset, build_dataset, denormalize, normalize,
     render_sample, sample_shape, shape_polygon,
 )
 from conftest import TINY_SIZES
