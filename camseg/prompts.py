@@ -366,6 +366,46 @@ class MaskScoring:
         kernel = np.ones((size, size), np.uint8)
         return np.array([float(cam[cv2.dilate(m.astype(np.uint8), kernel) > 0].mean()) for m in masks])
 
+    def _check_score(self, cam: np.ndarray | None) -> None:
+        if self.score not in ("keep", "similarity", "both", "similarity_cam"):
+            raise ValueError(f"score must be 'keep', 'similarity', 'both' or 'similarity_cam', got {self.score!r}")
+        if self.score == "similarity_cam" and cam is None:
+            raise ValueError("score='similarity_cam' needs the CAM (H, W)")
+
+    @torch.no_grad()
+    def _features(self, classifier: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Softmax probabilities (N, C) and penultimate features (N, D) of normalised ``x`` (N, 3, H, W)."""
+        head = _last_linear(classifier)
+        probs, feats = [], []
+        handle = head.register_forward_hook(lambda mod, inp, out: feats.append(inp[0].flatten(1)))
+        try:
+            for k in range(0, len(x), self.batch_size):
+                probs.append(torch.softmax(classifier(x[k:k + self.batch_size]), 1))
+        finally:
+            handle.remove()
+        return torch.cat(probs), torch.cat(feats)
+
+    def _base_scores(self, classifier: nn.Module, normalized: torch.Tensor, masks: list[np.ndarray],
+                     target: int, whole: torch.Tensor) -> np.ndarray:
+        """``keep``, ``similarity`` or their product for each region, in [0, 1] (no CAM factor).
+
+        ``whole``: the penultimate features (D,) of the whole image.
+        """
+        m = torch.from_numpy(np.stack(masks)).to(normalized.device)[:, None]
+        probs, feats = self._features(classifier, torch.where(m, normalized[None], torch.zeros(())))
+        keep = probs[:, target].clamp(0, 1).float().cpu().numpy()
+        sim = torch.nn.functional.cosine_similarity(feats, whole[None]).clamp(0, 1).float().cpu().numpy()
+        if self.score == "keep":
+            return keep
+        if self.score == "both":
+            return keep * sim
+        return sim
+
+    def _cam_factor(self, cam: np.ndarray | None, masks: list[np.ndarray]) -> np.ndarray:
+        if self.score == "similarity_cam":
+            return self.cam_support(cam, masks) ** self.cam_weight
+        return np.ones(len(masks))
+
     @torch.no_grad()
     def score_regions(self, classifier: nn.Module, image: np.ndarray, normalized: torch.Tensor,
                       masks: list[np.ndarray], target: int, cam: np.ndarray | None = None) -> np.ndarray:
@@ -380,50 +420,74 @@ class MaskScoring:
         ``score`` picks ``"keep"``, ``"similarity"``, their product ``"both"``,
         or (default) ``"similarity_cam"``: similarity times the CAM support of
         the region (:meth:`cam_support`) to the power ``cam_weight``.
+
+        This scores every region; :meth:`__call__` scores only those that can
+        still win (same choice, far fewer classifier runs).
         """
         if not masks:
             return np.zeros(0)
-        if self.score not in ("keep", "similarity", "both", "similarity_cam"):
-            raise ValueError(f"score must be 'keep', 'similarity', 'both' or 'similarity_cam', got {self.score!r}")
-        if self.score == "similarity_cam" and cam is None:
-            raise ValueError("score='similarity_cam' needs the CAM (H, W)")
-        device = normalized.device
-        head = _last_linear(classifier)
-        feats: list[torch.Tensor] = []
-        handle = head.register_forward_hook(lambda mod, inp, out: feats.append(inp[0].flatten(1)))
-        try:
-            classifier(normalized[None])
-            m = torch.from_numpy(np.stack(masks)).to(device)[:, None]
-            keep = []
-            for k in range(0, len(m), self.batch_size):
-                x = torch.where(m[k:k + self.batch_size], normalized[None], torch.zeros((), device=device))
-                keep.append(torch.softmax(classifier(x), 1)[:, target].float().cpu())
-        finally:
-            handle.remove()
-        keep = torch.cat(keep).numpy()
-        sim = torch.nn.functional.cosine_similarity(torch.cat(feats[1:]), feats[0]).clamp(min=0).float().cpu().numpy()
-        if self.score == "keep":
-            return keep
-        if self.score == "similarity":
-            return sim
-        if self.score == "both":
-            return keep * sim
-        return sim * self.cam_support(cam, masks) ** self.cam_weight
+        self._check_score(cam)
+        _, whole = self._features(classifier, normalized[None])
+        return self._base_scores(classifier, normalized, masks, target, whole[0]) * self._cam_factor(cam, masks)
 
-    def _scored_regions(self, ctx: PromptContext, i: int) -> tuple[list[np.ndarray], np.ndarray]:
-        """Regions and scores of image ``i``, cached in ``ctx.extras`` so that strategies
-        differing only in their background points share the work."""
+    def _image_features(self, ctx: PromptContext) -> torch.Tensor:
+        """Penultimate features (B, D) of every whole image of the context, computed once."""
+        key = ("mask_scoring_features", id(ctx.classifier))
+        if key not in ctx.extras:
+            ctx.extras[key] = self._features(ctx.classifier, ctx.normalized)[1]
+        return ctx.extras[key]
+
+    def _candidate_regions(self, ctx: PromptContext, i: int) -> dict:
+        """Regions of image ``i`` with their score bounds, cached in ``ctx.extras`` so that
+        strategies differing only in their background points share the work.
+
+        ``score`` = base score (``keep``/``similarity``, in [0, 1]) x ``factor``
+        (CAM support and agreement), so ``factor`` bounds it from above;
+        ``scores`` holds NaN until a region is scored (:meth:`_score`).
+        """
         key = ("mask_scoring", self.threshold, self.stride, self.max_candidates, self.max_area, self.min_area,
-               self.score, getattr(ctx.segmenter, "name", id(ctx.segmenter)))
+               self.score, self.cam_weight, self.cam_dilation, self.seed_scale,
+               getattr(ctx.segmenter, "name", id(ctx.segmenter)))
         cache = ctx.extras.setdefault(key, {})
         if i not in cache:
             masks, seeds = self.regions(ctx, i)
-            scores = self.score_regions(ctx.classifier, ctx.images[i], ctx.normalized[i], masks,
-                                        int(ctx.targets[i]), ctx.cams[i])
+            self._check_score(ctx.cams[i])
+            factor = self._cam_factor(ctx.cams[i], masks)
             if self.seed_scale > 0 and masks:
-                scores = scores * (1.0 - np.exp(-np.array([len(s) for s in seeds]) / self.seed_scale))
-            cache[i] = (masks, scores)
+                factor = factor * (1.0 - np.exp(-np.array([len(s) for s in seeds]) / self.seed_scale))
+            cache[i] = {"masks": masks, "factor": np.asarray(factor, np.float64),
+                        "scores": np.full(len(masks), np.nan)}
         return cache[i]
+
+    def _score(self, ctx: PromptContext, i: int, entry: dict, which: np.ndarray) -> None:
+        """Fill ``entry["scores"]`` for the region indices ``which`` not scored yet."""
+        todo = [int(k) for k in which if np.isnan(entry["scores"][k])]
+        if not todo:
+            return
+        whole = self._image_features(ctx)[i]
+        base = self._base_scores(ctx.classifier, ctx.normalized[i], [entry["masks"][k] for k in todo],
+                                 int(ctx.targets[i]), whole)
+        entry["scores"][todo] = base * entry["factor"][todo]
+
+    def _best(self, ctx: PromptContext, i: int, entry: dict, cam_mean: np.ndarray) -> int:
+        """Index of the winning region: highest score, ties to the higher mean CAM.
+
+        Branch and bound: regions are scored in order of their upper bound
+        (``factor``), a few at a time, until no unscored region's bound reaches
+        the best score found. The choice is the one scoring every region
+        would make.
+        """
+        bound = entry["factor"]
+        order = np.argsort(-bound, kind="stable")
+        k, chunk = 0, 4
+        while k < len(order):
+            best = np.nanmax(entry["scores"]) if not np.isnan(entry["scores"]).all() else -np.inf
+            if bound[order[k]] < best:
+                break
+            self._score(ctx, i, entry, order[k:k + chunk])
+            k, chunk = k + chunk, chunk * 2
+        scores = np.where(np.isnan(entry["scores"]), -np.inf, entry["scores"])
+        return int(np.lexsort((cam_mean, scores))[-1])
 
     def __call__(self, ctx: PromptContext) -> Prompts:
         if ctx.classifier is None or ctx.segmenter is None:
@@ -434,25 +498,23 @@ class MaskScoring:
         try:
             for i in range(ctx.batch):
                 cam = ctx.cams[i]
-                masks, scores = self._scored_regions(ctx, i)
+                entry = self._candidate_regions(ctx, i)
+                masks = entry["masks"]
                 if len(masks) == 0:  # nothing segmentable: fall back to the CAM's interior
                     region = _component_with_most_mass(cam, 0.5)
                     best = -1
                 else:
                     cam_mean = np.array([cam[m].mean() for m in masks])
-                    best = int(np.lexsort((cam_mean, scores))[-1])
+                    best = self._best(ctx, i, entry, cam_mean)
                     region = masks[best]
                 p, lab = [deepest_point(region, cam)], [1]
                 avoid = region.copy()
                 if self.n_background and best >= 0:
-                    rivals = [k for k in np.argsort(-cam_mean)
-                              if k != best and not (masks[k] & region).any()
-                              and scores[k] <= min(self.distractor_max_score, self.distractor_ratio * scores[best])]
-                    if rivals:
-                        q = deepest_point(masks[rivals[0]], cam)
-                        p.append(q)
+                    rival = self._distractor(ctx, i, entry, cam_mean, best)
+                    if rival is not None:
+                        p.append(deepest_point(masks[rival], cam))
                         lab.append(0)
-                        avoid |= masks[rivals[0]]
+                        avoid |= masks[rival]
                 while len(lab) < 1 + self.n_background:
                     q = _far_background(cam, avoid, self.low)
                     p.append(q)
@@ -465,6 +527,22 @@ class MaskScoring:
             ctx.classifier.train(was_training)
         ctx.extras[self.name + "_regions"] = np.stack(chosen)
         return stack_prompts(pts, labs, self.name)
+
+    def _distractor(self, ctx: PromptContext, i: int, entry: dict, cam_mean: np.ndarray, best: int) -> int | None:
+        """The rejected region with the highest mean CAM that does not overlap the winner
+        and scores at most ``min(distractor_max_score, distractor_ratio * winner's score)``,
+        or None. A region whose bound is already below that limit needs no scoring."""
+        masks, bound = entry["masks"], entry["factor"]
+        limit = min(self.distractor_max_score, self.distractor_ratio * entry["scores"][best])
+        for k in np.argsort(-cam_mean):
+            if k == best or (masks[k] & masks[best]).any():
+                continue
+            if bound[k] <= limit:
+                return int(k)
+            self._score(ctx, i, entry, np.array([k]))
+            if entry["scores"][k] <= limit:
+                return int(k)
+        return None
 
 
 def _last_linear(model: nn.Module) -> nn.Linear:

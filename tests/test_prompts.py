@@ -124,3 +124,49 @@ def test_strategies_are_deterministic():
         assert np.array_equal(a.point_coords, b.point_coords)
         h, w = 12, 16
         assert (a.point_coords[..., 0] <= w - 1).all() and (a.point_coords[..., 1] <= h - 1).all()
+
+
+def _blobs(rng, n=3, h=48, w=64):
+    """Images with eight coloured rectangles each on a textured background, and smooth random CAMs."""
+    images = rng.integers(60, 90, (n, h, w, 3)).astype(np.uint8)
+    for img in images:
+        for _ in range(8):
+            r, c = rng.integers(0, h - 12), rng.integers(0, w - 14)
+            img[r:r + rng.integers(6, 12), c:c + rng.integers(6, 14)] = rng.integers(0, 256, 3)
+    yy, xx = np.mgrid[0:h, 0:w]
+    cams = np.stack([np.exp(-((yy - rng.uniform(0, h)) ** 2 + (xx - rng.uniform(0, w)) ** 2) / 800) for _ in range(n)])
+    return images, cams.astype(np.float32)
+
+
+@pytest.mark.parametrize("score", ["similarity_cam", "keep", "both"])
+def test_mask_scoring_prunes_without_changing_the_choice(tiny_model, score):
+    """Branch and bound scores few regions, yet picks the region (and the distractor) that
+    scoring every region would: checked against an exhaustive scoring of the same regions."""
+    images, cams = _blobs(np.random.default_rng(1))
+    ms = MaskScoring(n_background=2, score=score, threshold=0.1)
+    seen = []
+    handle = tiny_model.register_forward_hook(lambda mod, inp, out: seen.append(len(inp[0])))
+    try:
+        ctx = _ctx(cams, images, classifier=tiny_model, segmenter=get_segmenter("regiongrow"))
+        p = ms(ctx)
+        lazy = sum(seen)
+        seen.clear()
+        total_regions = 0
+        for i in range(len(images)):
+            masks, seeds = ms.regions(ctx, i)
+            total_regions += len(masks)
+            scores = ms.score_regions(tiny_model, images[i], ctx.normalized[i], masks, 0, cams[i])
+            scores = scores * (1 - np.exp(-np.array([len(s) for s in seeds]) / ms.seed_scale))
+            cam_mean = np.array([cams[i][m].mean() for m in masks])
+            best = int(np.lexsort((cam_mean, scores))[-1])
+            assert np.array_equal(ctx.extras["mask_scoring_regions"][i], masks[best])
+            limit = min(ms.distractor_max_score, ms.distractor_ratio * scores[best])
+            rivals = [k for k in np.argsort(-cam_mean)
+                      if k != best and not (masks[k] & masks[best]).any() and scores[k] <= limit]
+            if rivals:
+                assert np.array_equal(p.point_coords[i, 1], deepest_point(masks[rivals[0]], cams[i]))
+    finally:
+        handle.remove()
+    assert total_regions >= 3 * len(images)
+    # never more images through the classifier than scoring everything; fewer when the CAM bound bites
+    assert lazy < sum(seen) if score == "similarity_cam" else lazy <= sum(seen)

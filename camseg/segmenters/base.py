@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -40,20 +40,35 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
 class SegmentResult:
     """One answer of a segmenter.
 
     Attributes:
         mask: bool (H, W), True on the segmented object.
         score: the backend's confidence in the mask (SAM: predicted IoU);
-            comparable only within one backend.
+            comparable only within one backend. A backend may pass a
+            zero-argument function instead of a float: it is called the first
+            time ``score`` is read (callers that only want masks, like
+            :class:`~camseg.prompts.MaskScoring`'s candidates, skip the work).
         backend: name of the backend that made the mask (e.g. ``"sam-vit_b"``).
     """
 
-    mask: np.ndarray
-    score: float
-    backend: str
+    __slots__ = ("_score", "backend", "mask")
+
+    def __init__(self, mask: np.ndarray, score: float | Callable[[], float], backend: str) -> None:
+        self.mask = mask
+        self._score = score
+        self.backend = backend
+
+    @property
+    def score(self) -> float:
+        if callable(self._score):
+            self._score = float(self._score())
+        return float(self._score)
+
+    def __repr__(self) -> str:
+        return f"SegmentResult(mask=<{self.mask.shape} bool, {int(self.mask.sum())} px>, score={self.score:.3f}, " \
+               f"backend={self.backend!r})"
 
 
 @runtime_checkable
@@ -254,7 +269,7 @@ class BaseSegmenter(ABC):
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != self._image_shape:  # a backend bug, not a user error
             raise RuntimeError(f"{self.name}: mask shape {mask.shape} != image shape {self._image_shape}")
-        return SegmentResult(mask=mask, score=float(score), backend=self.name)
+        return SegmentResult(mask=mask, score=score if callable(score) else float(score), backend=self.name)
 
     @abstractmethod
     def _set_image(self, image: np.ndarray) -> None:
@@ -263,7 +278,7 @@ class BaseSegmenter(ABC):
     @abstractmethod
     def _predict(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
         """Per-prompt work: validated float64 (N, 2) (x, y) points and int64 (N,) labels
-        -> (bool (H, W) mask, score)."""
+        -> (bool (H, W) mask, score or a function computing it on demand)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

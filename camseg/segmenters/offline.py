@@ -39,6 +39,7 @@ one backend.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import cv2
@@ -54,9 +55,6 @@ __all__ = [
     "RandomWalkerSegmenter",
     "RegionGrowSegmenter",
 ]
-
-_EIGHT = np.ones((3, 3), dtype=bool)
-
 
 _K3 = np.ones((3, 3), np.uint8)
 
@@ -76,7 +74,8 @@ def _fill_small_holes(mask: np.ndarray, max_fraction: float = 0.05) -> np.ndarra
     """Fill the holes of ``mask`` (4-connected background parts not touching the image border)
     smaller than ``max_fraction`` of its area (noise specks), not larger ones (another object
     enclosed by the region)."""
-    labels, n = ndimage.label(~mask)
+    n, labels = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)  # 0 = the mask itself
+    n -= 1
     if n == 0:
         return mask
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
@@ -89,7 +88,7 @@ def _fill_small_holes(mask: np.ndarray, max_fraction: float = 0.05) -> np.ndarra
 def _component_at(mask: np.ndarray, row: int, col: int) -> np.ndarray:
     """The 8-connected component of ``mask`` that holds pixel (row, col), small holes filled;
     just that pixel when it is not in ``mask``."""
-    labels, _ = ndimage.label(mask, structure=_EIGHT)
+    _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     lab = labels[row, col]
     if lab == 0:
         out = np.zeros_like(mask, dtype=bool)
@@ -183,7 +182,7 @@ class FloodFillSegmenter(OfflineSegmenter):
                 continue
             cv2.floodFill(scratch, ff_mask, (int(c), int(r)), (0, 0, 0), tol, tol, flags)
         mask = ff_mask[1:-1, 1:-1] > 0
-        return mask, _contrast_score(self._features, mask)
+        return mask, functools.partial(_contrast_score, self._features, mask)
 
 
 class GrabCutSegmenter(OfflineSegmenter):
@@ -238,7 +237,7 @@ class GrabCutSegmenter(OfflineSegmenter):
         except cv2.error:
             return sure & (gc != cv2.GC_BGD) | _pixels_mask((h, w), fg_rows, fg_cols), 0.0
         mask = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
-        return mask, _contrast_score(self._features, mask)
+        return mask, functools.partial(_contrast_score, self._features, mask)
 
 
 def _pixels_mask(shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -379,7 +378,7 @@ class RegionGrowSegmenter(OfflineSegmenter):
                 tol *= 0.7
                 region = self._refine(_component_at(dist <= tol, int(r), int(c)), dist)
             mask |= region
-        return mask, _contrast_score(f, mask)
+        return mask, functools.partial(_contrast_score, f, mask)
 
     def _grow(self, r: int, c: int) -> tuple[np.ndarray, np.ndarray, float]:
         """Region from the seed (r, c): (mask, colour distance map, tolerance used)."""
