@@ -54,39 +54,49 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    """The main job: artefacts (cached), the Jupyter Book and the PDF report."""
+    """The main job: artefacts (cached), the Jupyter Book and the PDF report.
+
+    Prints each stage's wall time and peak memory (this process and its
+    children) and writes them to ``<book>/_build/build-profile.json``.
+    """
     import os
     import shutil
     import subprocess
     from pathlib import Path
 
     from camseg.report import results, write_report
+    from camseg.stages import StageLog
 
-    t0 = time.perf_counter()
-    print("[1/3] artefacts: dataset, classifier, evaluations (each computed once, then reused)")
-    res = results(args.workdir, seed=args.seed, segmenter=args.segmenter)
-    meta = res["meta"]
-    print(f"      {meta['arch']}: test accuracy {meta['test_accuracy']:.4f}; segmenter {res['segmenter']} "
-          f"({time.perf_counter() - t0:.0f} s)")
     root = Path(args.book)
     if not (root / "_config.yml").is_file():
         raise FileNotFoundError(f"{root / '_config.yml'} not found: run `camseg build` from the repository root "
                                 "or pass --book PATH")
+    exe = None
     if not args.no_book:
         exe = shutil.which("jupyter-book")
         if exe is None:
             raise FileNotFoundError("jupyter-book is not installed: pip install -r requirements.txt")
+    stages = StageLog()
+    print("[1/3] artefacts: dataset, classifier, evaluations (each computed once, then reused)")
+    res = results(args.workdir, seed=args.seed, segmenter=args.segmenter, stages=stages)
+    meta = res["meta"]
+    print(f"      {meta['arch']}: test accuracy {meta['test_accuracy']:.4f}; segmenter {res['segmenter']}")
+    if exe is not None:
         print("[2/3] book: jupyter-book build -W -n --keep-going (chapters reuse the artefacts)")
-        t1 = time.perf_counter()
         env = dict(os.environ, CAMSEG_WORKDIR=str(Path(args.workdir).resolve()))
-        done = subprocess.run([exe, "build", "-W", "-n", "--keep-going", str(root)], env=env)
+        with stages.stage("book") as row:
+            done = subprocess.run([exe, "build", "-W", "-n", "--keep-going", str(root)], env=env)
+            row["note"] = str(root / "_build" / "html" / "index.html")
         if done.returncode != 0:
             print(f"camseg: error: the book build failed (exit {done.returncode}); see the log above",
                   file=sys.stderr)
             return done.returncode
-        print(f"      {root / '_build' / 'html' / 'index.html'} ({time.perf_counter() - t1:.0f} s)")
-    out = write_report(res, args.report)
-    print(f"[3/3] report: {out}; total {time.perf_counter() - t0:.0f} s")
+    with stages.stage("report") as row:
+        out = write_report(res, args.report)
+        row["note"] = str(out)
+    print(f"[3/3] report: {out}")
+    profile = stages.write_json(root / "_build" / "build-profile.json")
+    print(f"\nstages (also in {profile}):\n{stages.table()}")
     return 0
 
 

@@ -30,11 +30,13 @@ import json
 import os
 import warnings
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from camseg.paths import atomic_path
+from camseg.stages import StageLog
 
 __all__ = [
     "CAM_STUDY_LAYERS", "PIPELINE_LABELS", "cam_study", "default_workdir", "fmt", "gradcam_example",
@@ -269,7 +271,7 @@ _MEMO: dict[tuple, dict] = {}
 
 
 def results(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str | None = None,
-            segmenter: str = "auto", predictions: bool = True, log=None) -> dict:
+            segmenter: str = "auto", predictions: bool = True, log=None, stages: StageLog | None = None) -> dict:
     """Build or load every artefact the book and the report show.
 
     Args:
@@ -282,6 +284,8 @@ def results(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str |
             are on disk (needed for galleries; one extra evaluation run the
             first time if only the JSON exists).
         log: called with a line whenever something is computed (default: print).
+        stages: a :class:`~camseg.stages.StageLog` to record each step's wall
+            time and peak memory in (dataset, classifier, evaluations, CAM study).
 
     Returns:
         A dict: ``workdir``, ``data`` (paths); ``test`` (the test
@@ -297,7 +301,7 @@ def results(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str |
     Within one process the result is memoised, so calling it again is free.
     """
     from camseg.classifier import DEFAULT_ARCH
-    from camseg.data import ShapesDataset, build_dataset
+    from camseg.data import ShapesDataset, build_dataset, read_manifest
 
     arch = arch or DEFAULT_ARCH
     work = Path(workdir) if workdir is not None else default_workdir()
@@ -305,32 +309,52 @@ def results(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str |
     if key in _MEMO:
         return _MEMO[key]
     log = log or print
+    stages = stages if stages is not None else StageLog(echo=None)
+    said: list[str] = []
+
+    def note(line: str) -> None:  # a stage that logs something computed it
+        said.append(line)
+        log(line)
+
+    @contextmanager
+    def stage(name: str):
+        said.clear()
+        with stages.stage(name) as row:
+            yield
+            row["note"] = "computed" if said else "cached"
+
     data = work / "data"
-    build_dataset(data, seed=seed, progress=False)  # returns at once when already built with these settings
-    ckpt, model, meta = _classifier(data, work, arch, seed, log)
-    seg, note = make_segmenter(segmenter)
+    with stage("dataset"):
+        if read_manifest(data) is None:
+            note(f"building the dataset into {data}")
+        build_dataset(data, seed=seed, progress=False)  # returns at once when already built with these settings
+    with stage("classifier"):
+        ckpt, model, meta = _classifier(data, work, arch, seed, note)
+    seg, seg_note = make_segmenter(segmenter)
     backend = getattr(seg, "name", type(seg).__name__)
     test = ShapesDataset(data, "test")
     images, labels, masks = test.arrays()
     eval_dir = work / "eval"
     evals, npz = {}, None
     for degraded in (False, True):
-        res, path = _evaluation(data, ckpt, backend, len(test), degraded, eval_dir, predictions and not degraded,
-                                log)
+        with stage(f"evaluation ({'degraded' if degraded else 'clean'})"):
+            res, path = _evaluation(data, ckpt, backend, len(test), degraded, eval_dir,
+                                    predictions and not degraded, note)
         evals["degraded" if degraded else "clean"] = res
         if not degraded:
             npz = path
     study_path = eval_dir / "cam-study.json"
-    study = _read_json(study_path)
-    if not (study and study.get("n_images") == len(test) and study.get("checkpoint") == ckpt.name
-            and study.get("arch") == arch and "cam_slic_iou" in study):
-        log("measuring Grad-CAM and Grad-CAM++ per target layer on the test split")
-        study = {**cam_study(model, arch, images, masks), "checkpoint": ckpt.name, "arch": arch}
-        _atomic_bytes(study_path, (json.dumps(study, indent=2) + "\n").encode())
+    with stage("CAM study"):
+        study = _read_json(study_path)
+        if not (study and study.get("n_images") == len(test) and study.get("checkpoint") == ckpt.name
+                and study.get("arch") == arch and "cam_slic_iou" in study):
+            note("measuring Grad-CAM and Grad-CAM++ per target layer on the test split")
+            study = {**cam_study(model, arch, images, masks), "checkpoint": ckpt.name, "arch": arch}
+            _atomic_bytes(study_path, (json.dumps(study, indent=2) + "\n").encode())
     out = {
         "workdir": work, "data": data, "test": test,
         "arrays": {"images": images, "labels": labels, "masks": masks},
-        "model": model, "meta": meta, "checkpoint": ckpt, "segmenter": backend, "segmenter_note": note,
+        "model": model, "meta": meta, "checkpoint": ckpt, "segmenter": backend, "segmenter_note": seg_note,
         "eval": evals, "predictions": npz, "cam_study": study,
         "gradcam_example": gradcam_example(model, arch, images[REPORT_EXAMPLE], masks[REPORT_EXAMPLE],
                                            labels[REPORT_EXAMPLE]),
