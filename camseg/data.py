@@ -358,6 +358,52 @@ def normalize(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+NORMALIZED_RANGE: tuple[float, float] = (
+    min((0.0 - m) / sd for m, sd in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)),
+    max((1.0 - m) / sd for m, sd in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)),
+)
+"""The values :func:`normalize` can produce, about (-2.118, 2.640)."""
+
+
+def check_normalized(images: object, name: str = "images") -> torch.Tensor:
+    """Check that ``images`` is a batch as :func:`normalize` makes it.
+
+    Expected: a float tensor (B, 3, H, W), B >= 1, finite, with values in
+    :data:`NORMALIZED_RANGE` (ImageNet mean/std normalisation of 0..255
+    pixels). Raw 0..255 pixels and unnormalised [0, 1] pixels are recognised
+    and named in the error.
+
+    Returns:
+        ``images`` unchanged.
+
+    Raises:
+        ValueError: what is wrong and what was expected.
+    """
+    hint = "; make it with camseg.data.normalize(uint8 images (B, H, W, 3))"
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor (B, 3, H, W), got {type(images).__name__}{hint}")
+    shape = tuple(images.shape)
+    if images.ndim != 4 or shape[1] != 3:
+        extra = " (channels last? permute(0, 3, 1, 2))" if images.ndim == 4 and shape[-1] == 3 else ""
+        raise ValueError(f"{name} must have shape (B, 3, H, W), got {shape}{extra}{hint}")
+    if shape[0] == 0 or shape[2] == 0 or shape[3] == 0:
+        raise ValueError(f"{name} is empty: shape {shape}; give at least one image of at least 1 x 1 pixels")
+    if not images.is_floating_point():
+        raise ValueError(f"{name} must be a normalised float tensor, got dtype {images.dtype}{hint}")
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    lo, hi = float(images.min()), float(images.max())
+    low, high = NORMALIZED_RANGE
+    if lo < low - 0.01 or hi > high + 0.01:
+        what = " (they look like raw 0..255 pixel values)" if hi > 10 else ""
+        raise ValueError(f"{name} values span [{lo:.3g}, {hi:.3g}], outside the normalised range "
+                         f"[{low:.3f}, {high:.3f}]{what}{hint}")
+    if lo >= 0.0 and hi <= 1.0 and hi - lo > 0.05:
+        raise ValueError(f"{name} values all lie in [0, 1] ([{lo:.3g}, {hi:.3g}]): they look like pixel values "
+                         f"that were not normalised (mean/std){hint}")
+    return images
+
+
 def denormalize(images: torch.Tensor) -> np.ndarray:
     """Inverse of :func:`normalize`: float (B, 3, H, W) -> uint8 (B, H, W, 3) RGB."""
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:

@@ -204,6 +204,10 @@ def point_metrics(point_coords: np.ndarray, point_labels: np.ndarray, gt_masks: 
         raise ValueError(f"{len(coords)} point sets for {len(gt_masks)} masks")
     if not np.isin(labels, (-1, 0, 1)).all():
         raise ValueError(f"point_labels must be 1 (fg), 0 (bg) or -1 (padding), got {np.unique(labels).tolist()}")
+    empty = np.flatnonzero(~gt_masks.any(axis=(1, 2)))
+    if len(empty):
+        raise ValueError(f"gt_masks {empty.tolist()} have no True pixel: point distances to the object's centre are "
+                         "undefined; drop those images (IoU alone is defined: an empty union counts 1.0)")
     hits = {0: [], 1: []}
     dists = {0: [], 1: []}
     for pts, lab, gt in zip(coords, labels, gt_masks, strict=True):

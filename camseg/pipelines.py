@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from camseg.cam import BaseCAM, GradCAM
-from camseg.data import CLASSES, denormalize
+from camseg.data import CLASSES, check_normalized, denormalize
 from camseg.prompts import CenterPoint, MaskScoring, Prompts, PromptContext, PromptStrategy
 
 __all__ = [
@@ -133,6 +133,7 @@ class BasicSamPipeline:
         ``targets``: None (top class), class indices or names (B,), or one name
         for the whole batch.
         """
+        check_normalized(images)
         was_training = self.classifier.training
         self.classifier.eval()
         try:
@@ -161,9 +162,7 @@ class BasicSamPipeline:
         Returns:
             bool tensor (B, H, W).
         """
-        if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be a normalised tensor (B, 3, H, W), got "
-                             f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+        check_normalized(images)
         prompts = Prompts(np.asarray(point_coords, np.float32), np.asarray(point_labels).astype(np.int64))
         if len(prompts.point_coords) != len(images):
             raise ValueError(f"{len(prompts.point_coords)} point sets for {len(images)} images")

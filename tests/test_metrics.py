@@ -99,7 +99,7 @@ def test_point_metrics_pooled_over_points():
         (np.zeros((1, 2, 2)), np.ones((1, 3)), np.ones((1, 4, 4), bool), r"\(B, N\)"),
         (np.zeros((1, 2, 2)), np.array([[1, 2]]), np.ones((1, 4, 4), bool), "1 \\(fg\\), 0 \\(bg\\) or -1"),
         (np.zeros((2, 1, 2)), np.ones((2, 1)), np.ones((1, 4, 4), bool), "2 point sets for 1 masks"),
-        (np.zeros((1, 1, 2)), np.ones((1, 1)), np.zeros((1, 4, 4), bool), "empty mask"),
+        (np.zeros((1, 1, 2)), np.ones((1, 1)), np.zeros((1, 4, 4), bool), r"gt_masks \[0\] have no True pixel"),
         (np.full((1, 1, 2), 9.0), np.ones((1, 1)), np.ones((1, 4, 4), bool), "outside the image"),
     ],
 )

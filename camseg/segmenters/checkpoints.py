@@ -38,12 +38,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from camseg.paths import cache_dir
+from camseg.paths import atomic_path, cache_dir
 
 __all__ = [
     "CHECKPOINT_ENV_VAR",
@@ -311,11 +310,11 @@ def download_checkpoint(
     """Download ``spec``'s file into ``folder``, verify it, and rename it into place atomically.
 
     The data goes to a hidden temporary file in ``folder``
-    (``.<name>.<random>.partial``), which is checked with
-    :func:`verify_checkpoint` (size, SHA-256, MD5) and then renamed with
-    :func:`os.replace` to ``folder / spec.filename``. On any failure the
+    (``.<name>.<random>.partial``, :func:`camseg.paths.atomic_path`), which is
+    checked with :func:`verify_checkpoint` (size, SHA-256, MD5) and then
+    renamed to ``folder / spec.filename``. On any failure or interruption the
     temporary file is deleted, so nothing incomplete is left under the final
-    name. Uses :class:`pooch.HTTPDownloader` (``requests``) with a timeout.
+    name; one left by a killed process is removed by the next download. Uses :class:`pooch.HTTPDownloader` (``requests``) with a timeout.
 
     Args:
         spec: the file to fetch and its expected facts.
@@ -338,8 +337,7 @@ def download_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     url = spec.url(base_url)
     final = folder / spec.filename
-    tmp = folder / f".{spec.filename}.{uuid.uuid4().hex}.partial"
-    try:
+    with atomic_path(final) as tmp:  # also removes what a killed earlier download left
         downloader = pooch.HTTPDownloader(progressbar=progress, chunk_size=1 << 20, timeout=timeout)
         try:
             downloader(url, str(tmp), None)
@@ -352,10 +350,6 @@ def download_checkpoint(
             verify_checkpoint(tmp, spec, full=True)
         except CheckpointError as exc:
             raise CheckpointError(f"download from {url} is corrupt and was deleted: {exc}") from None
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return final
 
 

@@ -33,7 +33,6 @@ Example:
 from __future__ import annotations
 
 import os
-import uuid
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -44,6 +43,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from camseg.paths import atomic_path
 from camseg.segmenters.base import BaseSegmenter, image_key, validate_image
 from camseg.segmenters.checkpoints import (
     SAM_CHECKPOINTS,
@@ -187,16 +187,9 @@ class EmbeddingCache:
         return self.folder / f"{key}.pt"
 
     def _save(self, key: str, item: ImageEmbedding) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        final = self._path(key)
-        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.partial")
-        try:
+        with atomic_path(self._path(key)) as tmp:  # never a half-written file under the final name
             torch.save({"features": item.features, "original_size": list(item.original_size),
                         "input_size": list(item.input_size)}, tmp)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
 
     def _load(self, key: str) -> ImageEmbedding | None:
         if self.folder is None:
