@@ -40,9 +40,13 @@ def export_tree(dest: Path) -> None:
 def run_build(folder: Path, log_path: Path) -> dict:
     """``camseg build`` in ``folder``; wall time, exit code, peak RSS of the process tree (MiB)."""
     cmd = [sys.executable, "-m", "camseg", "build", "--workdir", "artifacts"]
+    env = dict(os.environ)
+    shared = ROOT.parent / "shared" / "data" / "cifar10"  # the export is not beside ../shared
+    if "CAMSEG_CIFAR10" not in env and shared.is_dir():
+        env["CAMSEG_CIFAR10"] = str(shared)
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     code = os.waitstatus_to_exitcode(status)
