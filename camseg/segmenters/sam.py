@@ -11,8 +11,12 @@ per distinct image however many prompts, pipelines or ``set_image`` calls
 follow, and :meth:`SamSegmenter.prepare` encodes a list of images in batches
 beforehand. Memory per cached image: SAM's embedding is float32 (1, 256, 64, 64)
 for all three model types, **4 MiB**, held on the CPU; the default 64 entries
-take 256 MiB. An optional disk cache (``cache_dir=``) keeps embeddings across
-processes (one ``.pt`` file per image, written atomically).
+take 256 MiB (``cache_size=`` sets the bound; the least recently used entry
+is dropped first, and ``prepare`` warns when asked for more new images than
+fit). An optional disk cache (``cache_dir=``) keeps embeddings across
+processes (one 4 MiB ``.pt`` file per image, written atomically; a file cut
+short is ignored with a warning and rewritten). The disk cache is not
+bounded: delete its folder to reclaim the space.
 
 Point prompts are **(x, y)** pixels of the original image, (N, 2); SAM's
 predictor rescales them to its input frame (``ResizeLongestSide``) itself.
