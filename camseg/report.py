@@ -164,10 +164,9 @@ def load_predictions(path: str | os.PathLike) -> dict:
     return out
 
 
-def _evaluation(data: Path, ckpt: Path, backend_name: str, n_test: int, degraded: bool, eval_dir: Path,
-                want_predictions: bool, log) -> tuple[dict, Path | None]:
-    from camseg.evaluate import evaluate, write_json
-
+def _current_evaluation(ckpt: Path, backend_name: str, n_test: int, degraded: bool, eval_dir: Path,
+                        want_predictions: bool) -> tuple[dict, Path | None] | None:
+    """The cached evaluation (result, masks file or None) if it is current, else None."""
     tag = "degraded" if degraded else "clean"
     json_path = eval_dir / f"test-{tag}.json"
     npz_path = eval_dir / f"test-{tag}-masks.npz"
@@ -182,13 +181,56 @@ def _evaluation(data: Path, ckpt: Path, backend_name: str, n_test: int, degraded
             have_npz = False
     if current and (have_npz or not want_predictions):
         return result, (npz_path if have_npz else None)
-    log(f"evaluating the pipelines on the {tag} test split (segmenter {backend_name}; minutes on a CPU)")
+    return None
+
+
+def run_evaluation(data: Path, ckpt: Path, backend_name: str, degraded: bool, eval_dir: Path,
+                   threads: int | None = None) -> None:
+    """Evaluate every pipeline on the test split and write ``test-<clean|degraded>.json`` and
+    the masks file, both from the same run, atomically. ``threads``: torch CPU threads (None:
+    unchanged); a top-level function so that it can run in a worker process."""
+    import torch
+
+    from camseg.evaluate import evaluate, write_json
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    tag = "degraded" if degraded else "clean"
     seg, _ = make_segmenter(backend_name)
     fresh = evaluate(data, ckpt, seg, split="test", degraded=degraded, progress=False, keep_masks=True)
-    _save_predictions(fresh, npz_path)
-    write_json(fresh, json_path)  # JSON and masks always come from the same run
-    result = {k: v for k, v in fresh.items() if not k.startswith("_")}
-    return result, npz_path
+    _save_predictions(fresh, eval_dir / f"test-{tag}-masks.npz")
+    write_json(fresh, eval_dir / f"test-{tag}.json")
+
+
+def _evaluations(data: Path, ckpt: Path, backend_name: str, n_test: int, eval_dir: Path, want_predictions: bool,
+                 log) -> dict[str, tuple[dict, Path | None]]:
+    """Clean and degraded evaluations, cached; computed in two processes at once when both are
+    missing, the backend is an offline one and there are two or more CPUs (their segmenter
+    work is single-threaded Python; SAM would be loaded twice, so it runs them in turn)."""
+    want = {False: want_predictions, True: False}
+    out = {d: _current_evaluation(ckpt, backend_name, n_test, d, eval_dir, want[d]) for d in (False, True)}
+    todo = [d for d, res in out.items() if res is None]
+    for d in todo:
+        log(f"evaluating the pipelines on the {'degraded' if d else 'clean'} test split "
+            f"(segmenter {backend_name}; minutes on a CPU)")
+    parallel = len(todo) == 2 and not backend_name.startswith("sam") and (os.cpu_count() or 1) >= 2
+    if parallel:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, (os.cpu_count() or 2) // 2)
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            jobs = [pool.submit(run_evaluation, data, ckpt, backend_name, d, eval_dir, threads) for d in todo]
+            for job in jobs:
+                job.result()  # re-raises a worker's error
+    else:
+        for d in todo:
+            run_evaluation(data, ckpt, backend_name, d, eval_dir)
+    for d in todo:
+        out[d] = _current_evaluation(ckpt, backend_name, n_test, d, eval_dir, want[d])
+        if out[d] is None:
+            raise RuntimeError(f"the {'degraded' if d else 'clean'} evaluation in {eval_dir} was not written")
+    return {"degraded" if d else "clean": res for d, res in out.items()}
 
 
 def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_size: int = 50) -> dict:
@@ -335,14 +377,10 @@ def results(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str |
     test = ShapesDataset(data, "test")
     images, labels, masks = test.arrays()
     eval_dir = work / "eval"
-    evals, npz = {}, None
-    for degraded in (False, True):
-        with stage(f"evaluation ({'degraded' if degraded else 'clean'})"):
-            res, path = _evaluation(data, ckpt, backend, len(test), degraded, eval_dir,
-                                    predictions and not degraded, note)
-        evals["degraded" if degraded else "clean"] = res
-        if not degraded:
-            npz = path
+    with stage("evaluations (clean and degraded)"):
+        both = _evaluations(data, ckpt, backend, len(test), eval_dir, predictions, note)
+    evals = {tag: res for tag, (res, _) in both.items()}
+    npz = both["clean"][1]
     study_path = eval_dir / "cam-study.json"
     with stage("CAM study"):
         study = _read_json(study_path)

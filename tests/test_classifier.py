@@ -107,3 +107,20 @@ def test_save_is_atomic(trained, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(trained.model, trained.meta, target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_frozen_modules_do_not_change(tiny_dataset):
+    from camseg.classifier import build_classifier
+
+    torch.manual_seed(3)
+    start, _ = build_classifier("resnet18", pretrained=False, input_scale=1.0)
+    res = train_classifier(tiny_dataset, arch="resnet18", epochs=1, batch_size=4, pretrained=False, input_scale=1.0,
+                           seed=3, freeze=["backbone.conv1", "backbone.bn1"], progress=False, log=None)
+    for name in ("conv1.weight", "bn1.weight", "bn1.running_mean", "bn1.running_var"):
+        assert torch.equal(res.model.backbone.state_dict()[name], start.backbone.state_dict()[name]), name
+    assert not torch.equal(res.model.backbone.fc.weight, start.backbone.fc.weight)
+    assert res.meta["frozen"] == ["backbone.conv1", "backbone.bn1"]
+    assert all(p.requires_grad for p in res.model.parameters())
+    with pytest.raises(ValueError, match="freeze: .*dotted module names"):
+        train_classifier(tiny_dataset, arch="resnet18", epochs=1, pretrained=False, freeze=["backbone.nope"],
+                         progress=False, log=None)
