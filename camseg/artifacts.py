@@ -157,7 +157,9 @@ class Settings:
     def from_env(cls, seed: int = 0, arch: str | None = None, segmenter: str | None = None,
                  device: str | None = None) -> Settings:
         """Arguments first, then ``$CAMSEG_ARCH``, ``$CAMSEG_SEGMENTER``, ``$CAMSEG_DEVICE``,
-        ``$CAMSEG_SIZES``, ``$CAMSEG_EPOCHS``, then the defaults."""
+        ``$CAMSEG_SIZES``, ``$CAMSEG_EPOCHS``, then the defaults. ``segmenter="auto"`` and
+        ``device="auto"`` give way to the environment variable (``camseg build`` sets it to what
+        it resolved, so a chapter's ``SEGMENTER = "auto"`` uses the build's backend)."""
         from camseg.classifier import DEFAULT_ARCH
         from camseg.data import SPLITS
 
@@ -169,8 +171,9 @@ class Settings:
         except ValueError:
             raise ValueError(f"$CAMSEG_EPOCHS must be an integer, got {epochs!r}") from None
         return cls(seed=int(seed), arch=arch or env.get("CAMSEG_ARCH") or DEFAULT_ARCH,
-                   segmenter=segmenter or env.get("CAMSEG_SEGMENTER") or "auto",
-                   device=device or env.get("CAMSEG_DEVICE") or "auto",
+                   segmenter=(segmenter if segmenter not in (None, "auto") else env.get("CAMSEG_SEGMENTER"))
+                   or "auto",
+                   device=(device if device not in (None, "auto") else env.get("CAMSEG_DEVICE")) or "auto",
                    sizes=tuple((k, int(sizes[k])) for k in ("train", "val", "test") if k in sizes), epochs=epochs)
 
 

@@ -84,6 +84,8 @@ def test_settings_from_the_environment(monkeypatch):
     assert (s.segmenter, s.device, s.sizes, s.epochs, s.seed) == (
         "floodfill", "cpu", (("train", 20), ("val", 5), ("test", 5)), 1, 3)
     assert Settings.from_env(segmenter="grabcut").segmenter == "grabcut"  # an argument wins
+    assert Settings.from_env(segmenter="auto", device="auto").segmenter == "floodfill"  # "auto" gives way
+    assert Settings.from_env(segmenter="auto", device="auto").device == "cpu"
     monkeypatch.setenv("CAMSEG_SIZES", "train:20")
     with pytest.raises(ValueError, match="CAMSEG_SIZES must look like 'train=40,val=10,test=10', got 'train:20'"):
         Settings.from_env()
