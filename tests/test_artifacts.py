@@ -129,7 +129,7 @@ def test_auto_offline_falls_back_within_seconds(monkeypatch, tmp_path):
     monkeypatch.delenv("CAMSEG_SAM_CHECKPOINT", raising=False)
     monkeypatch.setenv("CAMSEG_SAM_BASE_URL", "http://10.255.255.1/")
     t0 = time.perf_counter()
-    choice = choose_backend("auto", timeout=1.0)
-    assert time.perf_counter() - t0 < 3.0
+    choice = choose_backend("auto")  # the default bound, REACH_TIMEOUT = 3 s
+    assert time.perf_counter() - t0 < 10.0
     assert choice.name == "regiongrow" and choice.is_fallback
     assert "cannot be reached" in choice.reason and "10.255.255.1" in choice.reason

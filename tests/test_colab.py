@@ -184,7 +184,7 @@ def test_install_spec_default_names_the_book_extra():
     """Outside the test the set-up cell installs camseg with the chapters' extra from the repository."""
     from packaging.requirements import Requirement
 
-    source = json.loads(CHAPTER.read_text())["cells"][0]["source"]
+    source = next(c for c in json.loads(CHAPTER.read_text())["cells"] if c["cell_type"] == "code")["source"]
     default = "".join(source).split('os.environ.get("CAMSEG_INSTALL_SPEC", "')[1].split('"')[0]
     req = Requirement(default)
     assert req.name == "camseg" and req.extras == {"book"} and req.url.startswith("git+https://github.com/camseg/")
