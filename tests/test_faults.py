@@ -103,15 +103,28 @@ def test_download_killed_mid_write_is_never_taken_and_is_cleaned_up(tmp_path, mo
     assert child.returncode == -signal.SIGKILL
     assert not (folder / SPEC.filename).exists()  # nothing under the final name
     (left,) = folder.glob(".*.partial")
-    # A later run: a fresh temporary file may be another process's live download and is kept;
-    # once stale it is removed, and the download completes.
+    # A later run: the killed writer's temporary file is removed at once (its owner is gone), and
+    # the download completes.
     _use_downloader(monkeypatch, _Downloader())
     download_checkpoint(SPEC, folder, progress=False)
-    assert left.exists() and (folder / SPEC.filename).read_bytes() == PAYLOAD
-    _age(left, STALE_SECONDS + 1)
-    (folder / SPEC.filename).unlink()
-    download_checkpoint(SPEC, folder, progress=False)
-    assert [p.name for p in folder.iterdir()] == [SPEC.filename]
+    assert not left.exists() and [p.name for p in folder.iterdir()] == [SPEC.filename]
+    assert (folder / SPEC.filename).read_bytes() == PAYLOAD
+
+
+def test_a_live_writers_partial_is_kept_until_its_owner_is_gone(tmp_path):
+    from camseg.paths import owner_tag
+
+    host = owner_tag().split("@")[1]
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".ckpt.pt.{child.pid}@{host}.abc.partial"
+        live.write_bytes(b"half")
+        _age(live, STALE_SECONDS + 5)  # old, but its writer still runs: not ours to delete
+        assert remove_stale_partials(tmp_path / "ckpt.pt") == [] and live.exists()
+    finally:
+        child.kill()
+        child.wait()
+    assert remove_stale_partials(tmp_path / "ckpt.pt") == [live] and not live.exists()
 
 
 def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):
