@@ -205,7 +205,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     classes = tuple(meta.get("classes") or CLASSES)
     target = args.target
     if target is not None and target not in classes:
-        raise ValueError(f"--target {target!r} is not a class of {args.checkpoint}; expected one of "
+        raise ValueError(f"--target: unknown class name {target!r} for {args.checkpoint}; expected one of "
                          f"{', '.join(classes)}")
     res = segment_image(loaded.rgb, model, default_target_layers(model, meta["arch"]), get_segmenter(args.segmenter),
                         pipeline=args.pipeline, target=target, classifier_size=meta.get("input_size", IMAGE_SIZE),

@@ -112,7 +112,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> LoadedI
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not an image file")
     if not path.exists():
-        raise FileNotFoundError(f"image {path} does not exist")
+        raise FileNotFoundError(f"cannot read image {path}: no such file")
     try:
         with Image.open(path) as im:
             w, h = im.size

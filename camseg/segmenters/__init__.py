@@ -118,7 +118,7 @@ def get_segmenter(name: str = "auto", **kwargs) -> PromptableSegmenter:
         warnings.warn(
             f"SAM weights ({spec.filename}) were not found (checkpoint argument, $CAMSEG_SAM_CHECKPOINT, "
             f"or {sam_cache_dir() / spec.filename}); using the offline backend {DEFAULT_OFFLINE!r} instead. "
-            "Use get_segmenter('sam') to download them.",
+            "To download them: --segmenter sam on the command line, get_segmenter('sam') in Python.",
             UserWarning,
             stacklevel=2,
         )
