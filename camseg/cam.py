@@ -273,9 +273,10 @@ class BaseCAM:
 
     def compute(self, image: torch.Tensor, targets: Iterable[int] | int | None = None) -> CAMOutput:
         """Like :meth:`__call__`, also returning per-layer maps, targets and logits."""
-        self._check_image(image)
-        batch, _, height, width = image.shape
-        target_idx = None if targets is None else self._check_targets(targets, batch)
+        with torch.inference_mode(False):  # see below
+            self._check_image(image)
+            batch, _, height, width = image.shape
+            target_idx = None if targets is None else self._check_targets(targets, batch)
         training = in_train_mode(self.model)
         if training:
             warnings.warn(

@@ -339,7 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a command. Exit status 0 done, 2 a usage or input error (one line on stderr, the
     traceback only with ``--debug``), 130 interrupted."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     debug = bool(getattr(args, "debug", False))
     previous = warnings.showwarning
     if not debug:
