@@ -122,7 +122,7 @@ def resize_rgb(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
     w, h = int(size[0]), int(size[1])
     if image.shape[1] == w and image.shape[0] == h:
         return image
-    return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    return np.array(Image.fromarray(image).resize((w, h), Image.BILINEAR))
 
 
 def scale_points(coords: np.ndarray, src: Sequence[int], dst: Sequence[int]) -> np.ndarray:
