@@ -35,6 +35,7 @@ from torch import nn
 
 from camseg.cam import BaseCAM, GradCAM
 from camseg.data import CLASSES, check_normalized, denormalize
+from camseg.devices import model_device
 from camseg.modes import eval_mode
 from camseg.prompts import CenterPoint, MaskScoring, Prompts, PromptContext, PromptStrategy
 
@@ -167,7 +168,13 @@ class BasicSamPipeline:
         check_normalized(images)
         with eval_mode(self.classifier):  # each module's own mode comes back afterwards
             out = self.cam.compute(images, resolve_targets(targets, len(images)))
-        return PromptContext(images=denormalize(images), normalized=images.detach(), cams=out.maps,
+        # The classifier's input stays on the classifier's device, so prompt strategies that run it
+        # again (mask scoring) build their batches there.
+        # In the classifier's dtype too (float64 input is accepted, the model is float32).
+        param = next((p for p in self.classifier.parameters() if p.is_floating_point()), None)
+        normalized = images.detach().to(device=model_device(self.classifier),
+                                        dtype=param.dtype if param is not None else images.dtype)
+        return PromptContext(images=denormalize(images), normalized=normalized, cams=out.maps,
                              targets=out.targets, classifier=self.classifier, segmenter=self.segmenter,
                              extras={"logits": out.logits})
 

@@ -21,7 +21,7 @@ from camseg.cam import GradCAM, GradCAMPlusPlus
 from camseg.classifier import load_checkpoint
 from camseg.data import DatasetError, ShapesDataset, normalize
 from camseg.metrics import centre_of_mass, iou, iou_per_image, mean_iou, point_distances, point_metrics
-from camseg.pipelines import BasicSamPipeline
+from camseg.pipelines import BasicSamPipeline, ForegroundBackgroundPipeline
 from camseg.segmenters import get_segmenter
 from camseg.segmenters.checkpoints import CheckpointError
 from camseg.io import check_output_file, save_mask, to_rgb
@@ -43,6 +43,7 @@ class Env:
         self.cam = GradCAM(self.model, [self.model.conv2])
         self.campp = GradCAMPlusPlus(self.model, [self.model.conv2])
         self.pipe = BasicSamPipeline(self.model, get_segmenter("regiongrow"), [self.model.conv2])
+        self.fg_pipe = ForegroundBackgroundPipeline(self.model, get_segmenter("regiongrow"), [self.model.conv2])
         rng = np.random.default_rng(0)
         self.uint8 = rng.integers(0, 256, (2, H, W, 3), dtype=np.uint8)
         self.x = normalize(self.uint8)
@@ -349,6 +350,8 @@ ACCEPTED = {
     "pipeline/class-name": lambda e: _same_targets(e, "star"),
     "pipeline/float64-input": lambda e: np.testing.assert_array_equal(
         e.pipe.run(e.x.double(), targets=3).masks, e.pipe.run(e.x, targets=3).masks),
+    "pipeline/float64-input-mask-scoring": lambda e: np.testing.assert_array_equal(
+        e.fg_pipe.run(e.x.double(), targets=3).masks, e.fg_pipe.run(e.x, targets=3).masks),
 }
 
 
