@@ -208,8 +208,9 @@ def _png_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-SETTINGS_KEYS: tuple[str, ...] = ("seed", "sizes", "image_size", "classes", "cifar10_source")
-"""Manifest keys that say how a dataset was built (two builds with equal settings give the same files)."""
+SETTINGS_KEYS: tuple[str, ...] = ("seed", "sizes", "image_size", "classes")
+"""Manifest keys that say how a dataset was built; with the background order and the CIFAR-10
+source (when one is asked for), equal settings give the same dataset."""
 
 KINDS: dict[str, str] = {"images": ".png", "masks": ".png", "labels": ".txt"}
 """Sub-folders of a dataset and the suffix of their files."""
@@ -354,7 +355,10 @@ def build_dataset(
     Everything is written into a temporary sibling folder which is renamed to
     ``out`` only when complete and verified, so an interrupted build never
     leaves a folder that would load. The same seed, sizes and CIFAR-10 source
-    give byte-identical files.
+    give byte-identical files; the two CIFAR-10 sources give the same photos
+    (:mod:`camseg.cifar`), differing only by the copy's JPEG compression. The
+    manifest records the source. An existing dataset built with the same
+    settings is verified and returned before any CIFAR-10 source is looked for.
 
     Concurrent builds of one ``out`` cannot corrupt each other: a build holds a
     lock (``.<name>.lock`` beside ``out``, the ``filelock`` package) from the
@@ -398,9 +402,8 @@ def build_dataset(
     log = log if log is not None else (_stderr if progress else (lambda line: None))
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file, not a dataset folder; choose another destination")
-    source = cifar10 if (cifar10 is not None and not isinstance(cifar10, (str, os.PathLike))) else resolve_cifar10(cifar10)
-    settings = {"seed": int(seed), "sizes": sizes, "image_size": list(IMAGE_SIZE), "classes": list(CLASSES),
-                "cifar10_source": source.name}
+    settings = {"seed": int(seed), "sizes": sizes, "image_size": list(IMAGE_SIZE), "classes": list(CLASSES)}
+    wanted_source = _source_name(cifar10)
     out.parent.mkdir(parents=True, exist_ok=True)
     with _build_lock(out, lock_timeout, log):
         _remove_dead_leftovers(out)
@@ -414,16 +417,22 @@ def build_dataset(
                     "datasets or an empty folder, even with --overwrite: choose another destination"
                 )
             if existing is not None and not overwrite:
-                if {k: existing.get(k) for k in SETTINGS_KEYS} != settings:
+                if ({k: existing.get(k) for k in SETTINGS_KEYS} != settings
+                        or _backgrounds_of(existing) != BACKGROUND_ORDER
+                        or wanted_source not in (None, existing.get("cifar10_source"))):
                     raise FileExistsError(
-                        f"{out} holds a camseg dataset built with other settings (seed={existing.get('seed')}, "
-                        f"sizes={existing.get('sizes')}); pass overwrite=True (--overwrite) to replace it"
+                        f"{out} exists and was not built with these settings (seed={seed}, sizes={sizes}"
+                        + (f", CIFAR-10 source {wanted_source}" if wanted_source else "")
+                        + f"; it has seed={existing.get('seed')}, sizes={existing.get('sizes')}); "
+                        "pass overwrite=True (--overwrite) to replace it"
                     )
                 try:
                     verify_dataset(out)  # names and sizes; contents where files changed after the build
                     return out
                 except DatasetError as exc:
                     log(f"{out} fails verification ({exc}); rebuilding it")
+        source = cifar10 if (cifar10 is not None and not isinstance(cifar10, (str, os.PathLike))) \
+            else resolve_cifar10(cifar10)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{owner_tag()}.", dir=out.parent))
         apply_umask(tmp, directory=True)
         try:
@@ -445,7 +454,8 @@ def build_dataset(
                             digests[kind].add(name, data)
                         bar.update(1)
                     files.update({f"{kind}/{split}": d.as_dict() for kind, d in digests.items()})
-            manifest = {"format": 2, **settings, "files": files}
+            manifest = {"format": 2, **settings, "cifar10_source": source.name, "backgrounds": BACKGROUND_ORDER,
+                        "files": files}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
             verify_dataset(tmp, full=True)  # never publish a broken folder
             if out.exists():
@@ -460,6 +470,29 @@ def build_dataset(
             raise
         verify_dataset(out, full=False)  # what was published is what the manifest lists
     return out
+
+
+BACKGROUND_ORDER = "cifar10 by class, then index within class in the official batches"
+"""How backgrounds are drawn (recorded in the manifest): both CIFAR-10 sources index images this
+way (:mod:`camseg.cifar`), so they give the same dataset."""
+
+
+def _backgrounds_of(manifest: dict) -> str | None:
+    """The background order a manifest was built with. Manifests written before it was recorded
+    used the tar copy's sorted names, which is this order, or the batches' raw order."""
+    if "backgrounds" in manifest:
+        return manifest["backgrounds"]
+    return BACKGROUND_ORDER if manifest.get("cifar10_source") == "tar" else "cifar10 official batch order"
+
+
+def _source_name(cifar10: object) -> str | None:
+    """The kind of an explicitly given source ("tar" or "torchvision") without loading it, or None."""
+    if cifar10 is None:
+        return None
+    if not isinstance(cifar10, (str, os.PathLike)):
+        return getattr(cifar10, "name", None)
+    path = Path(cifar10)
+    return "tar" if (path / "train.tar").is_file() else "torchvision" if (path / "cifar-10-batches-py").is_dir() else None
 
 
 def read_manifest(root: str | os.PathLike) -> dict | None:
