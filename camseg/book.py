@@ -242,7 +242,7 @@ def degradation_sentence(clean: Mapping[str, Mapping], degraded: Mapping[str, Ma
     >>> degradation_sentence({"cam_argmax": {"fg_hit_rate": 0.70}}, {"cam_argmax": {"fg_hit_rate": 0.72}}, 500)
     'On degraded images the foreground hit rate rises for CAM maximum (0.700 → 0.720); a change smaller than about 0.041 (two standard errors of a rate near 0.7 over 500 images) is within chance.'
     """
-    from camseg.tables import label
+    from camseg.tables import strategy_label as label
 
     ups, downs, same = [], [], []
     for name, m in clean.items():

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "Column", "METRICS", "PIPELINE_LABELS", "POINT_METRICS", "PUBLISHED", "STRATEGY_LABELS", "Table",
     "best_threshold", "cam_study_table", "fmt", "iou_table", "label", "per_class_table", "pipeline_table",
-    "published_table", "strategy_table", "value_and_sd",
+    "published_table", "strategy_label", "strategy_table", "value_and_sd",
 ]
 
 PIPELINE_LABELS: dict[str, str] = {
@@ -59,6 +59,15 @@ def label(name: str) -> str:
     ('CAM maximum', 'CAM foreground point', 'something')
     """
     return PIPELINE_LABELS.get(name) or STRATEGY_LABELS.get(name) or SPLIT_LABELS.get(name) or name
+
+
+def strategy_label(name: str) -> str:
+    """The plain name of a prompt strategy (``"center"`` is "image centre" here).
+
+    >>> strategy_label("center"), strategy_label("mask_scoring")
+    ('image centre', 'mask scoring, foreground + background')
+    """
+    return STRATEGY_LABELS.get(name) or label(name)
 
 
 def fmt(value: float | None, kind: str = "rate", sd: float | None = None) -> str:
@@ -270,7 +279,7 @@ def strategy_table(evals: Mapping[str, Mapping], columns: Sequence[Column] = POI
         strategies = res.get("strategies", {})
         for name in [*STRATEGY_LABELS, *(k for k in strategies if k not in STRATEGY_LABELS)]:
             if name in strategies:
-                rows.append((label(name), *(c.cell(strategies[name]) for c in columns)))
+                rows.append((strategy_label(name), *(c.cell(strategies[name]) for c in columns)))
     return Table(f"Prompt points on the {_split(evals.values())} split (segmenter: {_backend(evals.values())})",
                  ("prompt strategy", *(c.header for c in columns)), tuple(rows), groups)
 

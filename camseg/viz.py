@@ -219,7 +219,7 @@ def gradcam_panels(images: np.ndarray, cams: np.ndarray, masks: np.ndarray,
         raise ValueError(f"{len(images)} images, {len(cams)} CAMs and {len(masks)} masks must agree")
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"{len(titles)} titles for {len(images)} images")
-    fig = Figure(figsize=(8, 1.95 * len(images) + 0.45), layout="constrained")
+    fig = Figure(figsize=(8, 1.5 * len(images) + 0.5), layout="constrained")
     axes = fig.subplots(len(images), 4, squeeze=False)
     for i, (image, cam, mask) in enumerate(zip(images, cams, masks, strict=True)):
         row = axes[i]
@@ -232,7 +232,7 @@ def gradcam_panels(images: np.ndarray, cams: np.ndarray, masks: np.ndarray,
             _off(ax)
         if titles is not None:
             row[0].set_ylabel(titles[i], fontsize=9)
-    for ax, name in zip(axes[0], ("input", f"{method} heatmap", "overlay, true outline in white", "ground truth"),
+    for ax, name in zip(axes[0], ("input", f"{method} heatmap", "overlay + true outline", "ground truth"),
                         strict=True):
         ax.set_title(name, fontsize=9.5)
     _cam_colorbar(fig, axes, colorbar_label or f"{method} ({CAM_CMAP} colour map),\neach map rescaled to 0–1")
