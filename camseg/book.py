@@ -37,8 +37,13 @@ CODE_NAMES = frozenset({"backend", "arch", "cam_default_layer"})
 """Glue keys whose text is a code name (shown in code font)."""
 
 
+def _as_dict(res):
+    """The results as the nested dict the chapters read (a typed results object has ``as_dict``)."""
+    return res.as_dict() if hasattr(res, "as_dict") else res
+
+
 def _field(res, name: str):
-    """``res[name]`` for a dict of results, ``res.name`` for a results object."""
+    """``res[name]`` for a dict of results, ``res.name`` for any other results object."""
     if isinstance(res, Mapping):
         return res[name]
     return getattr(res, name)
@@ -52,7 +57,7 @@ class Book:
     """
 
     def __init__(self, results) -> None:
-        self.results = results
+        self.results = _as_dict(results)
 
     def __getitem__(self, name: str):
         return _field(self.results, name)
@@ -193,6 +198,7 @@ def reproducibility_markdown(res, profile_path: str | os.PathLike | None = None)
         profile_path: ``_build/build-profile.json`` written by ``camseg build``
             (default: the one under the book's root, if any).
     """
+    res = _as_dict(res)
     meta = _field(res, "meta")
     rows = [("seeds", f"dataset {meta.get('seed', '?')}, training {meta.get('seed', '?')}, "
                       "degradation noise 0; evaluation is deterministic"),
@@ -274,6 +280,7 @@ def glue_values(res) -> dict[str, object]:
     """
     from camseg.tables import best_threshold
 
+    res = _as_dict(res)
     evals = _field(res, "eval")
     meta = _field(res, "meta")
     clean, degr = evals["clean"], evals.get("degraded") or evals["clean"]
@@ -346,7 +353,7 @@ def setup(workdir: str | os.PathLike | None = None, seed: int = 0) -> Book:
         set_matplotlib_formats("retina")
     except (ImportError, AttributeError, ValueError):  # not in a notebook
         pass
-    res = results(workdir, seed=seed)
+    res = _as_dict(results(workdir, seed=seed))
     try:
         from IPython import get_ipython
 

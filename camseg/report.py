@@ -470,6 +470,8 @@ def report_html(res: Mapping) -> str:
     def e(text: str) -> str:
         return html.escape(text)
 
+    if hasattr(res, "as_dict"):  # a typed results object
+        res = res.as_dict()
     backend = str(res["segmenter"])
     is_sam = backend.startswith("sam")
     evals = {k: res["eval"][k] for k in ("clean", "degraded") if res["eval"].get(k)}
