@@ -409,7 +409,7 @@ def iou_histogram(ious: Mapping[str, np.ndarray] | np.ndarray, threshold: float 
     ax.set_xlim(0, 1)
     ax.set_xlabel("IoU of the image (higher is better)")
     ax.set_ylabel("images (log scale)")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper center", fontsize=8)
     ax.grid(alpha=0.3)
     ax.set_title(f"per-image IoU{_suffix(backend)}", fontsize=9.5)
     return fig

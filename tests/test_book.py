@@ -206,8 +206,8 @@ def _check_page(page, name: str) -> None:
         .filter(i => { const f = i.closest('figure'); const c = f && f.querySelector('figcaption');
                        return !c || !/Fig\\.\\s*\\d+/.test(c.innerText); }).map(i => i.src)""")
     assert loose == [], f"{name}: result figures outside a numbered, captioned <figure>: {loose}"
-    first = page.evaluate("""(() => { const h = document.querySelector('main h1');
-        let el = h.closest('section') ? h.nextElementSibling : null;
+    first = page.evaluate("""(() => { const h = document.querySelector('article.bd-article section > h1');
+        let el = h ? h.nextElementSibling : null;
         while (el && (el.offsetHeight === 0 || el.tagName === 'SPAN')) el = el.nextElementSibling;
         return el ? el.tagName + '.' + el.className : 'none'; })()""")
     assert first.startswith("P."), f"{name}: the chapter opens with {first}, not with prose"

@@ -51,6 +51,16 @@ def test_glue_values_are_the_results(res):
     assert "rises for CAM maximum (0.700 → 0.760)" in v["pr_degradation"]
     assert "falls for mask scoring, foreground + background" in v["pr_degradation"]
     assert all(isinstance(x, (int, float, str)) for x in v.values())
+    assert v["oracle_gap"] == "within 0.001 of the oracle click (0.992)"
+    assert v["degraded_cause"].startswith("The pipeline loses more than the oracle click (0.060 against 0.030)")
+
+
+def test_comparison_sentences_follow_the_numbers():
+    v = {"iou_fb": 0.757, "iou_oracle": 0.996, "iou_fb_deg": 0.757, "iou_oracle_deg": 0.958, "loss_fb": 0.0,
+         "loss_oracle": 0.038, "hit_fb": 0.76, "hit_fb_deg": 0.79}
+    s = book.comparison_sentences(v)
+    assert s["oracle_gap"] == "0.239 below the oracle click (0.996)"
+    assert s["degraded_cause"].startswith("The pipeline loses no more than the oracle click (0.000 against 0.038)")
 
 
 def test_degradation_sentence_states_the_sampling_error():
@@ -64,7 +74,7 @@ def test_reproducibility_markdown(res, tmp_path):
                                               {"stage": "book", "seconds": 61.0, "note": "done"}],
                                    "total_seconds": 73.3}))
     md = book.reproducibility_markdown(res, profile)
-    assert md.startswith("| | |\n|---|---|\n")
+    assert md.startswith("| item | value |\n|---|---|\n")
     for needle in ("dataset 0, training 0", "regiongrow", "efficientnet_lite0", "CPUs", "torch ",
                    "dataset 12 s (cached); book 61 s (done); total 73 s"):
         assert needle in md, needle
