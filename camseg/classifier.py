@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from camseg.devices import autocast, model_device, resolve_device
 from camseg.paths import atomic_path
 from camseg.data import CLASSES, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD, ShapesDataset, normalize
 
@@ -160,11 +161,14 @@ class TrainResult:
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Logits (N, C) of a normalised batch (N, 3, H, W), computed in eval mode
-    in chunks; the model's train/eval mode is restored afterwards."""
+    in chunks on the model's device (logits on the images' device); the model's
+    train/eval mode is restored afterwards."""
     was_training = model.training
     model.eval()
+    dev = model_device(model)
     try:
-        outs = [model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+        outs = [model(images[i:i + batch_size].to(dev)).float().to(images.device)
+                for i in range(0, len(images), batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0, len(CLASSES))
@@ -191,6 +195,8 @@ def train_classifier(
     out: str | os.PathLike | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    device: str | torch.device = "auto",
+    amp: bool = True,
 ) -> TrainResult:
     """Train a classifier on a dataset's train split and select it on val.
 
@@ -217,10 +223,17 @@ def train_classifier(
         out: where to save the checkpoint (written atomically), or None.
         progress: show tqdm progress bars.
         log: called with one line per epoch (None: silent).
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``
+            (:func:`camseg.devices.resolve_device`); the data is moved there
+            once, the shuffling stays on the CPU so a seed gives the same
+            batches on every device.
+        amp: mixed precision (autocast, bf16/fp16 with a gradient scaler for
+            fp16) on CUDA; ignored on the CPU.
 
     Returns:
-        A :class:`TrainResult` with the selected model in eval mode.
+        A :class:`TrainResult` with the selected model in eval mode, on ``device``.
     """
+    dev = resolve_device(device)
     spec = _architecture(arch)
     epochs = spec.epochs if epochs is None else int(epochs)
     if epochs < 1:
@@ -236,9 +249,10 @@ def train_classifier(
                 continue
             raise
         images, labels, _ = ds.arrays(progress=False)
-        splits[split] = (normalize(images), torch.as_tensor(labels))
+        splits[split] = (normalize(images).to(dev), torch.as_tensor(labels).to(dev))
     x_train, y_train = splits["train"]
     model, weights = build_classifier(arch, pretrained=pretrained, input_scale=input_scale)
+    model = model.to(dev)
     try:
         frozen = [model.get_submodule(name) for name in freeze]
     except AttributeError as exc:
@@ -248,6 +262,8 @@ def train_classifier(
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     steps = (len(x_train) + batch_size - 1) // batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
+    use_amp = amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())
     best_acc, best_state, best_epoch, history = -1.0, None, 0, []
     for epoch in range(1, epochs + 1):
         model.train()
@@ -261,13 +277,15 @@ def train_classifier(
                    leave=False)
         for b in bar:
             idx = order[b * batch_size:(b + 1) * batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            xb = torch.where(flips[idx].view(-1, 1, 1, 1), xb.flip(-1), xb)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
+            xb, yb = x_train[idx.to(dev)], y_train[idx.to(dev)]
+            xb = torch.where(flips[idx].to(dev).view(-1, 1, 1, 1), xb.flip(-1), xb)
+            with autocast(dev, enabled=use_amp):
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
@@ -292,7 +310,7 @@ def train_classifier(
         "input_scale": model.input_scale, "initial_weights": weights, "seed": seed, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "frozen": list(freeze), "best_epoch": best_epoch, "val_accuracy": best_acc,
         "test_accuracy": test_acc, "train_seconds": sum(r["seconds"] for r in history), "history": history,
-        "target_layers": list(spec.target_layers), "data": str(data),
+        "target_layers": list(spec.target_layers), "data": str(data), "device": str(dev), "amp": use_amp,
     }
     if log:
         log(f"{arch}: best val acc {best_acc:.4f} at epoch {best_epoch}; test acc "
@@ -314,11 +332,15 @@ def save_checkpoint(model: Classifier, meta: dict, path: str | os.PathLike) -> P
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[Classifier, dict]:
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "auto") -> tuple[Classifier, dict]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
 
+    Args:
+        path: the checkpoint file (from any device).
+        device: where the model goes: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``.
+
     Returns:
-        ``(model, meta)`` with the model in eval mode.
+        ``(model, meta)`` with the model in eval mode on ``device``.
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -329,7 +351,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise FileNotFoundError(f"classifier checkpoint {path} does not exist; train one with `camseg train`")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated?): {exc}") from exc
     if not isinstance(ckpt, dict) or "meta" not in ckpt or "state_dict" not in ckpt:
@@ -344,5 +366,5 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise ValueError(f"{path}: weights do not fit architecture {arch!r}: {str(exc).splitlines()[0]}") from exc
-    model.eval()
+    model.to(resolve_device(device)).eval()
     return model, meta

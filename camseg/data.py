@@ -211,7 +211,10 @@ def build_dataset(
     Everything is written into a temporary sibling folder which is renamed to
     ``out`` only when complete, so an interrupted build never leaves a folder
     that would load. The same seed, sizes and CIFAR-10 source give
-    byte-identical files.
+    byte-identical files; the two CIFAR-10 sources give the same photos
+    (:mod:`camseg.cifar`), differing only by the copy's JPEG compression. The
+    manifest records the source. An existing dataset built with the same
+    settings is returned before any CIFAR-10 source is looked for.
 
     Args:
         out: destination folder (SPEC section 1 layout).
@@ -235,18 +238,21 @@ def build_dataset(
     for split, n in sizes.items():
         if split not in ("train", "val", "test") or not isinstance(n, int) or n < 0:
             raise ValueError(f"sizes must map 'train'/'val'/'test' to counts >= 0, got {sizes!r}")
-    source = cifar10 if (cifar10 is not None and not isinstance(cifar10, (str, os.PathLike))) else resolve_cifar10(cifar10)
-    manifest = {"format": 1, "seed": seed, "sizes": sizes, "image_size": list(IMAGE_SIZE),
-                "classes": list(CLASSES), "cifar10_source": source.name}
-    if out.exists():
+    settings = {"format": 1, "seed": seed, "sizes": sizes, "image_size": list(IMAGE_SIZE), "classes": list(CLASSES)}
+    if out.exists() and not overwrite:  # the manifest first: a built dataset needs no CIFAR-10 source
         existing = read_manifest(out)
-        if not overwrite:
-            if existing == manifest:
-                return out
-            raise FileExistsError(
-                f"{out} exists and was not built with these settings (seed={seed}, sizes={sizes}); "
-                "pass overwrite=True (--overwrite) to replace it"
-            )
+        wanted_source = _source_name(cifar10)
+        if (existing is not None and {k: existing.get(k) for k in settings} == settings
+                and _backgrounds_of(existing) == BACKGROUND_ORDER
+                and wanted_source in (None, existing.get("cifar10_source"))):
+            return out
+        raise FileExistsError(
+            f"{out} exists and was not built with these settings (seed={seed}, sizes={sizes}"
+            + (f", CIFAR-10 source {wanted_source}" if wanted_source else "")
+            + "); pass overwrite=True (--overwrite) to replace it"
+        )
+    source = cifar10 if (cifar10 is not None and not isinstance(cifar10, (str, os.PathLike))) else resolve_cifar10(cifar10)
+    manifest = {**settings, "cifar10_source": source.name, "backgrounds": BACKGROUND_ORDER}
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f".{out.name}.partial-*"):
         shutil.rmtree(stale, ignore_errors=True)  # left by a killed build
@@ -276,6 +282,29 @@ def build_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+BACKGROUND_ORDER = "cifar10 by class, then index within class in the official batches"
+"""How backgrounds are drawn (recorded in the manifest): both CIFAR-10 sources index images this
+way (:mod:`camseg.cifar`), so they give the same dataset."""
+
+
+def _backgrounds_of(manifest: dict) -> str | None:
+    """The background order a manifest was built with. Manifests written before it was recorded
+    used the tar copy's sorted names, which is this order, or the batches' raw order."""
+    if "backgrounds" in manifest:
+        return manifest["backgrounds"]
+    return BACKGROUND_ORDER if manifest.get("cifar10_source") == "tar" else "cifar10 official batch order"
+
+
+def _source_name(cifar10: object) -> str | None:
+    """The kind of an explicitly given source ("tar" or "torchvision") without loading it, or None."""
+    if cifar10 is None:
+        return None
+    if not isinstance(cifar10, (str, os.PathLike)):
+        return getattr(cifar10, "name", None)
+    path = Path(cifar10)
+    return "tar" if (path / "train.tar").is_file() else "torchvision" if (path / "cifar-10-batches-py").is_dir() else None
 
 
 def read_manifest(root: str | os.PathLike) -> dict | None:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from camseg.classifier import default_target_layers, load_checkpoint
 from camseg.data import CLASSES, ShapesDataset, degrade, normalize
+from camseg.devices import model_device
 from camseg.metrics import iou_per_image, point_metrics
 from camseg.paths import atomic_path
 from camseg.pipelines import BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline
@@ -49,6 +50,7 @@ def evaluate(
     batch_size: int = 50,
     progress: bool = True,
     keep_masks: bool = False,
+    device: str = "auto",
 ) -> dict:
     """Evaluate all pipelines on one split.
 
@@ -63,15 +65,19 @@ def evaluate(
         batch_size: images per batch.
         progress: show a progress bar.
         keep_masks: also return the predicted masks and points (not JSON-able).
+        device: where the classifier, Grad-CAM and mask scoring run: ``"auto"``
+            (CUDA when available), ``"cpu"``, ``"cuda"``. The segmenter keeps
+            its own device (``get_segmenter(..., device=...)``).
 
     Returns:
-        A JSON-able dict: ``dataset``, ``split``, ``n_images``, ``segmenter``,
+        A JSON-able dict: ``dataset``, ``split``, ``n_images``, ``segmenter``, ``device``
+        (the classifier's, resolved),
         ``classifier_accuracy``, ``pipelines`` (name -> ``iou``,
         ``fg_hit_rate``, ``fg_distance``, ``bg_hit_rate``, ``bg_distance``,
         ``seconds``, ``per_class_iou``, ``n_fg``, ``n_bg``) and ``strategies``
         (name -> point metrics).
     """
-    model, meta = load_checkpoint(checkpoint)
+    model, meta = load_checkpoint(checkpoint, device=device)
     layers = default_target_layers(model, meta["arch"])
     images, labels, gts = ShapesDataset(data, split).arrays()
     if limit is not None:
@@ -116,6 +122,7 @@ def evaluate(
     result = {
         "dataset": str(data), "split": split, "degraded": degraded, "n_images": n,
         "segmenter": getattr(segmenter, "name", type(segmenter).__name__),
+        "device": str(model_device(model)),
         "classifier": {"arch": meta["arch"], "checkpoint": str(checkpoint),
                        "target_layers": meta.get("target_layers")},
         "classifier_accuracy": float((predictions == labels).mean()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -12,7 +13,7 @@ from PIL import Image
 from camseg import cifar
 from camseg.data import (
     CLASSES, IMAGE_SIZE, DatasetError, ShapeSpec, ShapesDataset, build_dataset, denormalize, normalize,
-    render_sample, sample_shape, shape_polygon,
+    read_manifest, render_sample, sample_shape, shape_polygon,
 )
 from conftest import TINY_SIZES
 
@@ -217,3 +218,82 @@ def test_env_var_source(monkeypatch, fake_cifar):
 
 def test_image_size_constant():
     assert IMAGE_SIZE == (64, 48)
+
+
+def _official_order(fake_cifar, split: str, seed: int = 5):
+    """A torchvision-style view of the fake copy: its images decoded, classes interleaved in a
+    random order, each class's images kept in the order of their names (as the real copy's
+    conversion script numbered them)."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    with tarfile.open(fake_cifar / f"{split}.tar") as tar:
+        members = sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: cifar._class_order_key(m.name))
+        per_class: dict[int, list[np.ndarray]] = {}
+        for m in members:
+            image = np.asarray(Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB"))
+            per_class.setdefault(cifar.CLASS_NAMES.index(m.name.split("/")[1]), []).append(image)
+    labels = np.concatenate([[c] * len(v) for c, v in per_class.items()])
+    np.random.default_rng(seed).shuffle(labels)
+    taken = dict.fromkeys(per_class, 0)
+    data = []
+    for c in labels:
+        data.append(per_class[c][taken[c]])
+        taken[c] += 1
+    return np.stack(data), labels
+
+
+def test_both_cifar_sources_give_the_same_dataset(tmp_path, fake_cifar):
+    arrays = {True: _official_order(fake_cifar, "train"), False: _official_order(fake_cifar, "test")}
+    batches = cifar.TorchvisionSource(arrays=arrays)
+    copy = cifar.TarSource(fake_cifar)
+    idx = np.array([0, 7, 19, 33])
+    np.testing.assert_array_equal(batches.load(True, idx), copy.load(True, idx))
+    a = build_dataset(tmp_path / "a", seed=1, cifar10=copy, sizes={"train": 8, "val": 4, "test": 4}, progress=False)
+    b = build_dataset(tmp_path / "b", seed=1, cifar10=batches, sizes={"train": 8, "val": 4, "test": 4},
+                      progress=False)
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(ShapesDataset(a, split).arrays()[0], ShapesDataset(b, split).arrays()[0])
+    assert read_manifest(a)["cifar10_source"] == "tar" and read_manifest(b)["cifar10_source"] == "torchvision"
+    assert read_manifest(a)["backgrounds"] == read_manifest(b)["backgrounds"]
+    # the batches' raw order would give other photos: the test is not vacuous
+    raw = arrays[True][0][idx]
+    assert not np.array_equal(raw, copy.load(True, idx))
+
+
+def test_name_offset_check_finds_zero(fake_cifar, tmp_path):
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    data, labels = _official_order(fake_cifar, "test")
+    for split in ("train", "test"):  # a dense copy: NNNN = index within the class, as in the real one
+        with tarfile.open(tmp_path / f"{split}.tar", "w") as tar:
+            for c in np.unique(labels):
+                for k, image in enumerate(data[labels == c]):
+                    buf = io.BytesIO()
+                    Image.fromarray(image).save(buf, format="PNG")  # lossless, so the match is exact
+                    info = tarfile.TarInfo(f"{split}/{cifar.CLASS_NAMES[c]}/{k:04d}.jpg")
+                    info.size = buf.tell()
+                    buf.seek(0)
+                    tar.addfile(info, buf)
+    arrays = {True: (data, labels), False: (data, labels)}
+    diffs = cifar.match_name_offset(cifar.TarSource(tmp_path), cifar.TorchvisionSource(arrays=arrays), n=5)
+    assert diffs[0] == 0.0 and diffs[1] > 20 and diffs[-1] > 20
+
+
+def test_a_built_dataset_is_reused_without_any_cifar_source(tmp_path, fake_cifar, monkeypatch):
+    sizes = {"train": 4, "val": 2, "test": 2}
+    out = build_dataset(tmp_path / "d", seed=0, cifar10=fake_cifar, sizes=sizes, progress=False)
+    monkeypatch.setenv(cifar.ENV_VAR, str(tmp_path / "nowhere"))
+    monkeypatch.setattr(cifar, "resolve_cifar10", lambda *a, **k: pytest.fail("looked for CIFAR-10"))
+    assert build_dataset(out, seed=0, sizes=sizes, progress=False) == out
+    manifest = read_manifest(out)
+    (out / "dataset.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "backgrounds"}))
+    assert build_dataset(out, seed=0, sizes=sizes, progress=False) == out  # older tar manifest: same order
+    (out / "dataset.json").write_text(json.dumps({**manifest, "cifar10_source": "torchvision"} | {"backgrounds": "x"}))
+    with pytest.raises(FileExistsError, match="was not built with these settings"):
+        build_dataset(out, seed=0, sizes=sizes, progress=False)
