@@ -35,7 +35,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prompts", type=int, default=96)
     p.add_argument("--size", default="48x64", help="image H x W (default 48x64, the shapes images)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
     args = p.parse_args()
@@ -69,6 +69,8 @@ def main() -> None:
     ways = {"sampredictor": sampredictor,
             "loop": lambda: [r.mask for r in loop.predict_batch(coords, labels)],
             "batched": lambda: [r.mask for r in batched.predict_batch(coords, labels)]}
+    print(f"SAM vit_b (random weights) on {dev}, {args.threads} CPU threads, image {h}x{w}, "
+          f"{args.prompts} single-point prompts; encoder {encode:.1f} s (once)", flush=True)
     times, masks = {}, {}
     for name, fn in ways.items():
         runs = []
@@ -81,9 +83,8 @@ def main() -> None:
                 torch.cuda.synchronize()
             runs.append(time.perf_counter() - t0)
         times[name] = runs
+        print(f"  {name}: {', '.join(f'{r:.2f}' for r in runs)} s", flush=True)
     same = {name: int((masks[name] != masks["sampredictor"]).any(axis=(1, 2)).sum()) for name in ways}
-    print(f"SAM vit_b (random weights) on {dev}, {args.threads} CPU threads, image {h}x{w}, "
-          f"{args.prompts} single-point prompts; encoder {encode:.1f} s (once)")
     print(f"{'way':14s} {'median s':>9s} {'runs (s)':>24s} {'prompts/s':>10s} {'masks differing':>16s}")
     for name, runs in times.items():
         med = statistics.median(runs)

@@ -95,6 +95,18 @@ class Book:
         return self.segmenter.startswith("sam")
 
     @property
+    def device(self) -> str:
+        """The device the results were computed on (``"cpu"`` or ``"cuda"``)."""
+        return str(self.results.get("device", "cpu"))
+
+    def shared_segmenter(self):
+        """The segmenter that made the results, one instance per process
+        (:func:`camseg.artifacts.shared_segmenter`: one SAM model and embedding cache)."""
+        from camseg.artifacts import shared_segmenter
+
+        return shared_segmenter(self.segmenter, self.device)
+
+    @property
     def layers(self) -> list:
         from camseg.classifier import default_target_layers
 
@@ -365,11 +377,13 @@ def glue_values(res) -> dict[str, object]:
     return v
 
 
-def setup(workdir: str | os.PathLike | None = None, seed: int = 0) -> Book:
+def setup(workdir: str | os.PathLike | None = None, seed: int = 0, segmenter: str | None = None,
+          device: str | None = None) -> Book:
     """Load the results, register the glue values and make figures sharp; return a :class:`Book`.
 
     Meant as the one hidden set-up line of a chapter; outside a notebook
-    (no IPython kernel) it only loads the results.
+    (no IPython kernel) it only loads the results. ``segmenter``/``device``:
+    as :func:`camseg.artifacts.results` (None: ``$CAMSEG_SEGMENTER``/``$CAMSEG_DEVICE``, else auto).
     """
     import warnings
 
@@ -382,7 +396,7 @@ def setup(workdir: str | os.PathLike | None = None, seed: int = 0) -> Book:
         set_matplotlib_formats("retina")
     except (ImportError, AttributeError, ValueError):  # not in a notebook
         pass
-    res = _as_dict(results(workdir, seed=seed))
+    res = _as_dict(results(workdir, seed=seed, segmenter=segmenter, device=device))
     try:
         from IPython import get_ipython
 
@@ -391,7 +405,8 @@ def setup(workdir: str | os.PathLike | None = None, seed: int = 0) -> Book:
         in_kernel = False
     if in_kernel:
         from IPython.display import Markdown
-        from myst_nb import glue
+
+        from camseg.notebook import glue
 
         for key, value in glue_values(res).items():
             if isinstance(value, str):  # names reach the prose as Markdown ({glue:md}), never as 'quoted' reprs
