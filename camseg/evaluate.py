@@ -172,22 +172,13 @@ def _concat_prompts(parts: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def format_table(result: dict) -> str:
-    """A plain-text table of a result of :func:`evaluate`."""
+    """A plain-text table of a result of :func:`evaluate` (the same labels, units and number
+    formats as the book and the PDF: :mod:`camseg.tables`)."""
+    from camseg.tables import pipeline_table, strategy_table
 
-    def f(v: float | None, fmt: str = ".3f") -> str:
-        return "-" if v is None else format(v, fmt)
-
-    rows = [f"{result['split']} split{' (degraded)' if result.get('degraded') else ''}, {result['n_images']} images, "
-            f"segmenter {result['segmenter']}, classifier accuracy {result['classifier_accuracy']:.4f}",
-            f"{'pipeline':24s} {'IoU':>6s} {'fg hit':>7s} {'fg dist':>8s} {'bg hit':>7s} {'bg dist':>8s} {'s':>7s}"]
-    for name, m in result["pipelines"].items():
-        rows.append(f"{name:24s} {f(m['iou']):>6s} {f(m['fg_hit_rate']):>7s} {f(m['fg_distance'], '.2f'):>8s} "
-                    f"{f(m['bg_hit_rate']):>7s} {f(m['bg_distance'], '.2f'):>8s} {m['seconds']:7.1f}")
-    rows.append(f"{'strategy (points only)':24s} {'':>6s} {'fg hit':>7s} {'fg dist':>8s} {'bg hit':>7s} {'bg dist':>8s}")
-    for name, m in result["strategies"].items():
-        rows.append(f"{name:24s} {'':>6s} {f(m['fg_hit_rate']):>7s} {f(m['fg_distance'], '.2f'):>8s} "
-                    f"{f(m['bg_hit_rate']):>7s} {f(m['bg_distance'], '.2f'):>8s}")
-    return "\n".join(rows)
+    tag = "degraded" if result.get("degraded") else "clean"
+    first = pipeline_table({tag: result}, seconds=True).to_text()
+    return f"{result.get('split', 'test')} split\n{first}\n\n{strategy_table({tag: result}).to_text()}"
 
 
 def write_json(result: dict, path: str | os.PathLike) -> Path:
