@@ -25,7 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from camseg.classifier import default_target_layers, load_checkpoint
-from camseg.data import CLASSES, ShapesDataset, degrade, normalize
+from camseg.data import CLASSES, DatasetError, ShapesDataset, degrade, normalize
 from camseg.devices import model_device
 from camseg.metrics import iou_per_image, point_metrics
 from camseg.paths import atomic_path
@@ -79,9 +79,19 @@ def evaluate(
     """
     model, meta = load_checkpoint(checkpoint, device=device)
     layers = default_target_layers(model, meta["arch"])
-    images, labels, gts = ShapesDataset(data, split).arrays()
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"limit must be an integer >= 1 (or None for all images), got {limit!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    dataset = ShapesDataset(data, split)
+    images, labels, gts = dataset.arrays()
     if limit is not None:
         images, labels, gts = images[:limit], labels[:limit], gts[:limit]
+    empty = np.flatnonzero(~gts.reshape(len(gts), -1).any(1))
+    if len(empty):
+        names = ", ".join(str(dataset.mask_paths[i]) for i in empty[:3]) + (" ..." if len(empty) > 3 else "")
+        raise DatasetError(f"{len(empty)} ground-truth mask(s) have no object pixel, so IoU and point metrics are "
+                           f"undefined: {names}")
     if degraded:
         images = degrade(images)
     pipes = {

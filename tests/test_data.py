@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -80,29 +82,48 @@ def test_render_known_square():
     assert (image[mask] == (10, 20, 30)).all() and (image[~mask] == 0).all()
 
 
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_interrupted_build_leaves_nothing(tmp_path, fake_cifar, monkeypatch):
     import camseg.data as data
+    from camseg.paths import STALE_SECONDS, owner_tag
 
     calls = {"n": 0}
-    real = data._write_png
+    real = data._png_bytes
 
-    def failing(path, array):
+    def failing(array):
         calls["n"] += 1
         if calls["n"] > 7:
             raise KeyboardInterrupt
-        real(path, array)
+        return real(array)
 
-    monkeypatch.setattr(data, "_write_png", failing)
+    monkeypatch.setattr(data, "_png_bytes", failing)
     with pytest.raises(KeyboardInterrupt):
         build_dataset(tmp_path / "ds", seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False)
-    assert list(tmp_path.iterdir()) == []  # neither the dataset nor a partial folder
+    assert [p.name for p in tmp_path.iterdir()] == [".ds.lock"]  # neither the dataset nor a partial folder
     # a build killed outright leaves a hidden partial folder: it never loads, and the next build removes it
-    (tmp_path / ".ds.partial-killed" / "images" / "train").mkdir(parents=True)
+    # once its owner is gone; a folder of unknown owner is removed only when stale
+    host = owner_tag().split("@")[1]
+    killed = tmp_path / f".ds.partial-{_dead_pid()}@{host}.x1"
+    unknown = tmp_path / ".ds.partial-killed"
+    for left in (killed, unknown):
+        (left / "images" / "train").mkdir(parents=True)
     with pytest.raises(DatasetError, match="does not exist"):
         ShapesDataset(tmp_path / "ds", "train")
-    monkeypatch.setattr(data, "_write_png", real)
+    monkeypatch.setattr(data, "_png_bytes", real)
     build_dataset(tmp_path / "ds", seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.lock", ".ds.partial-killed", "ds"]
+    old = time.time() - STALE_SECONDS - 1
+    os.utime(unknown, (old, old))
+    build_dataset(tmp_path / "ds", seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False)  # reused
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.lock", "ds"]
     assert len(ShapesDataset(tmp_path / "ds", "train")) == 10
 
 
@@ -114,7 +135,7 @@ def test_existing_dataset_kept_or_refused(tmp_path, fake_cifar):
     with pytest.raises(FileExistsError, match="overwrite"):
         build_dataset(path, seed=5, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False)
     build_dataset(path, seed=5, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False, overwrite=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.lock", "ds"]
 
 
 @pytest.fixture()
