@@ -36,9 +36,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
+    extra = {}
+    if args.recipe == "wide":
+        from camseg.profiles import wide_training
+
+        fresh, val = wide_training(args.data, seed=args.seed)
+        extra = {"fresh": fresh, "val": val, "recipe": "wide"}
     result = train_classifier(args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               seed=args.seed, pretrained=False if args.no_pretrained else "auto",
-                              input_scale=args.input_scale, out=args.out)
+                              input_scale=args.input_scale, out=args.out, **extra)
     test = result.meta["test_accuracy"]
     print(f"saved {result.path}: {args.arch}, val acc {result.meta['val_accuracy']:.4f}, test acc "
           + ("n/a" if test is None else f"{test:.4f}") + f", {time.perf_counter() - t0:.0f} s")
@@ -171,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--input-scale", type=float, default=None, help="input upsampling factor (default: the arch's)")
     t.add_argument("--no-pretrained", action="store_true", help="random initialisation")
     t.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--recipe", default="standard", choices=["standard", "wide"],
+                   help="standard: the dataset's train split; wide: fresh shapes of camseg.profiles.WIDE every "
+                        "epoch, selected on a wide validation set (default standard)")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate every pipeline, the centre baseline and the oracle on a split")

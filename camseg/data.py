@@ -156,19 +156,17 @@ def _split_labels(rng: np.random.Generator, n: int) -> np.ndarray:
     return labels
 
 
-def generate_split(
-    source: Cifar10Source, split: str, n: int, seed: int, size: tuple[int, int] = IMAGE_SIZE,
-    sizes: Mapping[str, int] = SPLITS,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Generate one split in memory.
+def background_indices(source: Cifar10Source, split: str, n: int, seed: int,
+                       sizes: Mapping[str, int] = SPLITS) -> tuple[np.ndarray, bool]:
+    """Which CIFAR-10 images are the backgrounds of a split: ``(indices (n,), from_train)``.
 
-    Train and val backgrounds are disjoint draws from CIFAR-10's train images,
-    test backgrounds come from its test images. Classes are balanced.
-
-    Returns:
-        ``(images, masks, labels)``: uint8 (n, H, W, 3), bool (n, H, W), int64 (n,).
+    Train and val take disjoint runs of one seeded permutation of CIFAR-10's
+    train images (train first, val after ``sizes["train"]``); test takes a
+    permutation of its test images. ``split="rest"`` gives the train images
+    after train and val (``n`` of them), free for other uses (e.g. fresh
+    training shapes) without touching val's backgrounds.
     """
-    if split not in ("train", "val", "test"):
+    if split not in ("train", "val", "test", "rest"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     pool_rng = np.random.default_rng([seed, 0])
     train_pool = pool_rng.permutation(source.count(True))
@@ -178,13 +176,40 @@ def generate_split(
     elif split == "val":
         start = sizes.get("train", 0)
         indices, from_train = train_pool[start:start + n], True
+    elif split == "rest":
+        start = sizes.get("train", 0) + sizes.get("val", 0)
+        indices, from_train = train_pool[start:start + n], True
     else:
         indices, from_train = test_pool[:n], False
     if len(indices) < n:
         raise ValueError(f"CIFAR-10 has too few images for {n} {split} samples")
+    return indices, from_train
+
+
+def generate_split(
+    source: Cifar10Source, split: str, n: int, seed: int, size: tuple[int, int] = IMAGE_SIZE,
+    sizes: Mapping[str, int] = SPLITS, profile: str = "standard",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Generate one split in memory.
+
+    Train and val backgrounds are disjoint draws from CIFAR-10's train images,
+    test backgrounds come from its test images (:func:`background_indices`).
+    Classes are balanced. ``profile``: ``"standard"`` (the published
+    generator, :func:`sample_shape`) or a distribution of
+    :mod:`camseg.profiles` (``"wide"``, ``"plain"``, ``"small"``, ...).
+
+    Returns:
+        ``(images, masks, labels)``: uint8 (n, H, W, 3), bool (n, H, W), int64 (n,).
+    """
+    indices, from_train = background_indices(source, split, n, seed, sizes)
     backgrounds = source.load(from_train, indices)
     rng = np.random.default_rng([seed, 1 + ("train", "val", "test").index(split)])
     labels = _split_labels(rng, n)
+    if profile != "standard":
+        from camseg.profiles import profile as get_profile, sample_images
+
+        images, masks = sample_images(rng, backgrounds, labels, get_profile(profile), size)
+        return images, masks, labels.astype(np.int64)
     w, h = size
     images = np.empty((n, h, w, 3), dtype=np.uint8)
     masks = np.empty((n, h, w), dtype=bool)
@@ -205,6 +230,7 @@ def build_dataset(
     sizes: Mapping[str, int] = SPLITS,
     overwrite: bool = False,
     progress: bool = True,
+    profile: str = "standard",
 ) -> Path:
     """Generate the shapes dataset and write it to ``out`` atomically.
 
@@ -222,6 +248,12 @@ def build_dataset(
         overwrite: replace an existing ``out``; otherwise an existing complete
             dataset built with the same settings is kept and returned.
         progress: show a progress bar.
+        profile: ``"standard"`` (the published dataset) or a named
+            distribution of :mod:`camseg.profiles`: ``"wide"`` or a shift-suite
+            profile (``"plain"``, ``"small"``, ``"lowcontrast"``, ``"border"``,
+            ``"jpeg95"``, ``"jpeg75"``, ``"jpeg50"``, ``"noise"``,
+            ``"distractor"``), usually with ``sizes={"test": n}``: test
+            backgrounds always come from CIFAR-10's test images.
 
     Returns:
         The path of the dataset.
@@ -235,9 +267,15 @@ def build_dataset(
     for split, n in sizes.items():
         if split not in ("train", "val", "test") or not isinstance(n, int) or n < 0:
             raise ValueError(f"sizes must map 'train'/'val'/'test' to counts >= 0, got {sizes!r}")
+    if profile != "standard":
+        from camseg.profiles import profile as get_profile
+
+        get_profile(profile)  # a ValueError naming the profiles
     source = cifar10 if (cifar10 is not None and not isinstance(cifar10, (str, os.PathLike))) else resolve_cifar10(cifar10)
     manifest = {"format": 1, "seed": seed, "sizes": sizes, "image_size": list(IMAGE_SIZE),
                 "classes": list(CLASSES), "cifar10_source": source.name}
+    if profile != "standard":
+        manifest["profile"] = profile
     if out.exists():
         existing = read_manifest(out)
         if not overwrite:
@@ -255,7 +293,7 @@ def build_dataset(
         total = sum(sizes.values())
         with tqdm(total=total, desc=f"building {out.name}", unit="img", disable=not progress) as bar:
             for split, n in sizes.items():
-                images, masks, labels = generate_split(source, split, n, seed, sizes=sizes)
+                images, masks, labels = generate_split(source, split, n, seed, sizes=sizes, profile=profile)
                 for sub in ("images", "masks", "labels"):
                     (tmp / sub / split).mkdir(parents=True)
                 for i in range(n):
