@@ -89,7 +89,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     print(f"      {meta['arch']}: test accuracy {meta['test_accuracy']:.4f}; segmenter {res['segmenter']}")
     if exe is not None:
         print("[2/3] book: jupyter-book build -W -n --keep-going (chapters reuse the artefacts)")
-        env = dict(os.environ, CAMSEG_WORKDIR=str(Path(args.workdir).resolve()))
+        env = dict(os.environ, CAMSEG_WORKDIR=str(Path(res["workdir"]).resolve()))
         with stages.stage("book") as row:
             done = subprocess.run([exe, "build", "-W", "-n", "--keep-going", str(root)], env=env)
             row["note"] = str(root / "_build" / "html" / "index.html")
@@ -205,14 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_cmd_segment)
 
     r = sub.add_parser("report", help="the 1-2 page PDF report (WeasyPrint) from the cached results")
-    r.add_argument("--workdir", default="artifacts", help="where artefacts are cached (default ./artifacts)")
+    r.add_argument("--workdir", default=None, help="where artefacts are cached (default $CAMSEG_WORKDIR, else ./artifacts)")
     r.add_argument("--out", default="_build/report.pdf")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found, else offline")
     r.set_defaults(func=_cmd_report)
 
     m = sub.add_parser("build", help="the main job: dataset, classifier, evaluations (cached), book, report")
-    m.add_argument("--workdir", default="artifacts", help="where artefacts are cached (default ./artifacts)")
+    m.add_argument("--workdir", default=None, help="where artefacts are cached (default $CAMSEG_WORKDIR, else ./artifacts)")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found, else offline")
     m.add_argument("--book", default=".", help="folder with _config.yml (default: the current one)")

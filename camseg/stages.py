@@ -34,8 +34,12 @@ MIB = 2**20
 def tree_rss(process: psutil.Process | None = None) -> int:
     """Resident memory in bytes of ``process`` (default: this one) plus all its descendants."""
     process = process or psutil.Process()
+    try:
+        children = process.children(recursive=True)
+    except psutil.Error:  # the process table changed under us: count this process alone
+        children = []
     total = 0
-    for p in (process, *process.children(recursive=True)):
+    for p in (process, *children):
         try:
             total += p.memory_info().rss
         except (psutil.NoSuchProcess, psutil.AccessDenied):  # a child that just ended
@@ -49,28 +53,52 @@ class StageLog:
     Args:
         echo: called with a line when a stage ends (default ``print``; None: silent).
         interval: memory sampling period in seconds.
+        probe: returns the memory in bytes to track (default :func:`tree_rss`: this
+            process and its children).
 
     ``rows`` holds one dict per stage: ``stage``, ``seconds``, ``peak_rss_mib``
-    (this process and its children, sampled) and ``note`` (e.g. "cached").
+    (the probe's largest value: at the stage's start, at its end, at every
+    background sample and at every :meth:`sample` call) and ``note`` (e.g. "cached").
+
+    A background thread samples every ``interval`` seconds, so a short-lived
+    peak between two samples can be missed; code that knows when its peak is
+    (say, right after a large allocation) calls :meth:`sample` to count it.
     """
 
-    def __init__(self, echo: Callable[[str], None] | None = print, interval: float = 0.05) -> None:
+    def __init__(self, echo: Callable[[str], None] | None = print, interval: float = 0.05,
+                 probe: Callable[[], int] = tree_rss) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval}")
         self.echo = echo
         self.interval = float(interval)
+        self.probe = probe
         self.rows: list[dict] = []
+        self._running: list[list[int]] = []  # the peak of each running stage (nested stages: each counts)
+        self._lock = threading.Lock()
+
+    def sample(self) -> None:
+        """Count the probe's current value in the peak of every running stage (no-op outside one)."""
+        try:
+            value = int(self.probe())
+        except Exception:  # noqa: BLE001 - a failed reading must never end the sampling or the job
+            return
+        with self._lock:
+            for peak in self._running:
+                peak[0] = max(peak[0], value)
 
     @contextmanager
     def stage(self, name: str, note: str = "") -> Iterator[dict]:
         """Time the ``with`` block as stage ``name``; the yielded row's ``note`` may be set inside."""
         row = {"stage": name, "seconds": 0.0, "peak_rss_mib": 0.0, "note": note}
-        peak = [tree_rss()]
+        peak = [0]
+        with self._lock:
+            self._running.append(peak)
+        self.sample()
         done = threading.Event()
 
         def sample() -> None:
             while not done.wait(self.interval):
-                peak[0] = max(peak[0], tree_rss())
+                self.sample()
 
         sampler = threading.Thread(target=sample, name=f"camseg-stage-{name}", daemon=True)
         t0 = time.perf_counter()
@@ -81,7 +109,10 @@ class StageLog:
             done.set()
             sampler.join()
             row["seconds"] = time.perf_counter() - t0
-            row["peak_rss_mib"] = max(peak[0], tree_rss()) / MIB
+            self.sample()
+            with self._lock:
+                self._running = [p for p in self._running if p is not peak]
+            row["peak_rss_mib"] = peak[0] / MIB
             self.rows.append(row)
             if self.echo:
                 extra = f"; {row['note']}" if row["note"] else ""
