@@ -22,7 +22,10 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     sizes = {"train": args.train, "val": args.val, "test": args.test}
-    path = build_dataset(args.out, seed=args.seed, cifar10=args.cifar10, sizes=sizes, overwrite=args.overwrite)
+    if args.profile != "standard":  # a shift-suite test set: the test split only
+        sizes = {"test": args.test}
+    path = build_dataset(args.out, seed=args.seed, cifar10=args.cifar10, sizes=sizes, overwrite=args.overwrite,
+                         profile=args.profile)
     print(f"dataset ready at {path} ({sum(sizes.values())} images, seed {args.seed}) "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0
@@ -112,7 +115,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     segmenter = get_segmenter(args.segmenter)
     result = evaluate(args.data, args.checkpoint, segmenter, split=args.split, degraded=args.degraded,
-                      limit=args.limit, batch_size=args.batch_size)
+                      limit=args.limit, batch_size=args.batch_size, explain=args.explain)
     print(format_table(result))
     if args.json:
         print(f"wrote {write_json(result, args.json)}")
@@ -164,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     for split, n in SPLITS.items():
         b.add_argument(f"--{split}", type=int, default=n, help=f"images in the {split} split (default {n})")
     b.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    from camseg.profiles import SHIFT_PROFILES
+
+    b.add_argument("--profile", default="standard", choices=["standard", *SHIFT_PROFILES],
+                   help="standard: the published dataset (default); any other: a shift-suite test set of --test "
+                        "images on CIFAR-10 test photos (camseg.profiles)")
     b.set_defaults(func=_cmd_data_build)
 
     t = sub.add_parser("train", help="train a classifier and save its checkpoint")
@@ -191,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", default=None, help="write the results to this JSON file")
     e.add_argument("--degraded", action="store_true", help="JPEG quality 90 + mild noise first")
     e.add_argument("--limit", type=int, default=None, help="only the first N images")
+    e.add_argument("--explain", default="top", choices=["top", "label"],
+                   help="top: the CAM explains the classifier's top class (default); label: the image's labelled "
+                        "class (a class-name prompt per image)")
     e.add_argument("--batch-size", type=int, default=50)
     e.set_defaults(func=_cmd_evaluate)
 
