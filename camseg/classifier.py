@@ -278,7 +278,7 @@ def train_classifier(
         model.train()
         for module in frozen:
             module.eval()  # batch-norm statistics stay the pretrained ones
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         order = torch.randperm(len(x_train), generator=gen)
         flips = torch.rand(len(x_train), generator=gen) < 0.5
         total_loss, correct = 0.0, 0
@@ -299,7 +299,7 @@ def train_classifier(
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         val_acc = accuracy(model, *splits["val"]) if "val" in splits else float("nan")
         row = {"epoch": epoch, "train_loss": total_loss / len(x_train), "train_accuracy": correct / len(x_train),
-               "val_accuracy": val_acc, "seconds": time.perf_counter() - t0}
+               "val_accuracy": val_acc, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
         if cam_val is not None:
             row.update(cam_quality(model, default_target_layers(model, arch), *cam_val))
         history.append(row)

@@ -85,6 +85,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
         exe = shutil.which("jupyter-book")
         if exe is None:
             raise FileNotFoundError("jupyter-book is not installed: pip install -r requirements.txt")
+    if args.seeds is not None:
+        os.environ["CAMSEG_SEEDS"] = str(args.seeds)  # the book's kernels inherit the same settings
+    if args.suite_size is not None:
+        os.environ["CAMSEG_SUITE_SIZE"] = str(args.suite_size)
     stages = StageLog()
     print("[1/3] artefacts: dataset, classifier, evaluations (each computed once, then reused)")
     res = results(args.workdir, seed=args.seed, segmenter=args.segmenter, stages=stages)
@@ -229,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--book", default=".", help="folder with _config.yml (default: the current one)")
     m.add_argument("--report", default="_build/report.pdf", help="where to write the PDF report")
     m.add_argument("--no-book", action="store_true", help="skip the Jupyter Book (artefacts and report only)")
+    m.add_argument("--seeds", type=int, default=None,
+                   help="classifier seeds trained and evaluated on the standard split and the shift suite "
+                        "(default $CAMSEG_SEEDS or 3)")
+    m.add_argument("--suite-size", type=int, default=None,
+                   help="images per shift-suite set (default $CAMSEG_SUITE_SIZE or 200; 0 skips seeds and suite)")
     m.set_defaults(func=_cmd_build)
     return parser
 

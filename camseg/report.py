@@ -104,30 +104,40 @@ def make_segmenter(name: str = "auto") -> tuple[object, str | None]:
     return seg, note
 
 
-def _classifier(data: Path, work: Path, arch: str, seed: int, log) -> tuple[Path, object, dict]:
-    from camseg.classifier import load_checkpoint, train_classifier
+RECIPE = "wide"
+"""Training data of the book's classifiers: fresh shapes of :data:`camseg.profiles.WIDE` every epoch."""
 
-    ckpt = work / f"classifier-{arch}.pt"
-    if ckpt.is_file():
-        try:
-            model, meta = load_checkpoint(ckpt)
-            # The data path is stored as given; compare the folder name, not the spelling of its parents.
-            if meta.get("seed") == seed and meta.get("arch") == arch and Path(str(meta.get("data"))).name == data.name:
-                return ckpt, model, meta
-            log(f"{ckpt} was trained otherwise (seed {meta.get('seed')}, data {meta.get('data')}); retraining")
-        except ValueError as exc:
-            log(f"retraining: {exc}")
-    log(f"training {arch} into {ckpt} (minutes on a CPU)")
-    res = train_classifier(data, arch=arch, seed=seed, out=ckpt, progress=False, log=log)
-    return ckpt, res.model, res.meta
+
+def _classifier(data: Path, work: Path, arch: str, seed: int, log) -> tuple[Path, object, dict]:
+    from camseg.classifier import load_checkpoint
+    from camseg.suite import seed_checkpoints
+
+    ckpt = seed_checkpoints(data, work, arch, [seed], RECIPE, log)[seed]
+    model, meta = load_checkpoint(ckpt)
+    return ckpt, model, meta
+
+
+def suite_settings() -> tuple[int, int]:
+    """(number of classifier seeds, images per shift set) of the build: ``$CAMSEG_SEEDS``
+    (default 3) and ``$CAMSEG_SUITE_SIZE`` (default :data:`camseg.suite.SUITE_SIZE`; 0 skips
+    the seeds and the suite)."""
+    from camseg.suite import SUITE_SIZE
+
+    try:
+        return int(os.environ.get("CAMSEG_SEEDS", 3)), int(os.environ.get("CAMSEG_SUITE_SIZE", SUITE_SIZE))
+    except ValueError as exc:
+        raise ValueError(f"CAMSEG_SEEDS and CAMSEG_SUITE_SIZE must be integers: {exc}") from None
 
 
 def _eval_is_current(result: dict | None, backend: str, ckpt: Path, n_test: int, degraded: bool) -> bool:
     if not result:
         return False
     classifier = result.get("classifier") or {}
+    from camseg.suite import file_digest
+
     return (result.get("segmenter") == backend and bool(result.get("degraded")) == degraded
             and result.get("n_images") == n_test and Path(str(classifier.get("checkpoint"))).name == ckpt.name
+            and classifier.get("sha256") == file_digest(ckpt)
             and "pipelines" in result and "strategies" in result)
 
 
@@ -197,7 +207,10 @@ def run_evaluation(data: Path, ckpt: Path, backend_name: str, degraded: bool, ev
         torch.set_num_threads(threads)
     tag = "degraded" if degraded else "clean"
     seg, _ = make_segmenter(backend_name)
+    from camseg.suite import file_digest
+
     fresh = evaluate(data, ckpt, seg, split="test", degraded=degraded, progress=False, keep_masks=True)
+    fresh["classifier"]["sha256"] = file_digest(ckpt)
     _save_predictions(fresh, eval_dir / f"test-{tag}-masks.npz")
     write_json(fresh, eval_dir / f"test-{tag}.json")
 
@@ -344,6 +357,7 @@ def results(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str |
     """
     from camseg.classifier import DEFAULT_ARCH
     from camseg.data import ShapesDataset, build_dataset, read_manifest
+    from camseg.suite import file_digest
 
     arch = arch or DEFAULT_ARCH
     work = Path(workdir) if workdir is not None else default_workdir()
@@ -384,12 +398,24 @@ def results(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str |
     study_path = eval_dir / "cam-study.json"
     with stage("CAM study"):
         study = _read_json(study_path)
-        if not (study and study.get("n_images") == len(test) and study.get("checkpoint") == ckpt.name
+        if not (study and study.get("n_images") == len(test) and study.get("checkpoint_sha256") == file_digest(ckpt)
                 and study.get("arch") == arch and "cam_slic_iou" in study):
             note("measuring Grad-CAM and Grad-CAM++ per target layer on the test split")
-            study = {**cam_study(model, arch, images, masks), "checkpoint": ckpt.name, "arch": arch}
+            study = {**cam_study(model, arch, images, masks), "checkpoint": ckpt.name, "arch": arch,
+                     "checkpoint_sha256": file_digest(ckpt)}
             _atomic_bytes(study_path, (json.dumps(study, indent=2) + "\n").encode())
+    n_seeds, suite_size = suite_settings()
+    suite = None
+    if n_seeds > 0 and suite_size > 0:
+        from camseg.suite import seed_checkpoints, shift_datasets, suite_results, write_summary
+
+        with stage(f"seeds and shift suite ({n_seeds} seeds, {suite_size} images a set)"):
+            ckpts = seed_checkpoints(data, work, arch, [seed + k for k in range(n_seeds)], RECIPE, note)
+            shift = shift_datasets(work, seed, suite_size, log=note)
+            suite = suite_results(work, data, ckpts, backend, shift, note)
+            write_summary(suite, eval_dir / "seeds" / "summary.json")
     out = {
+        "suite": suite,
         "workdir": work, "data": data, "test": test,
         "arrays": {"images": images, "labels": labels, "masks": masks},
         "model": model, "meta": meta, "checkpoint": ckpt, "segmenter": backend, "segmenter_note": seg_note,
