@@ -17,7 +17,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["CAUSES", "by_bins", "failure_causes", "mean_sd", "seed_table"]
+__all__ = [
+    "CAUSES", "by_bins", "condition_frames", "failure_causes", "failures_frame", "headline_frame", "mean_sd",
+    "per_seed_frame", "seed_table", "strategies_frame",
+]
 
 CAUSES: tuple[str, ...] = ("ok", "segmenter", "region choice", "CAM", "classifier")
 """Outcome of one image of the foreground pipeline, in the order they are tested (see :func:`failure_causes`)."""
@@ -119,3 +122,104 @@ def seed_table(results: Mapping[str, Sequence[Mapping]], pipeline: str = "foregr
             "bg_in_shape": mean_sd([m["bg_hit_rate"] if m["bg_hit_rate"] is not None else 0.0 for m in p]),
         })
     return rows
+
+
+# --------------------------------------------------------------------------
+# Tables for the book (pandas)
+
+SIZE_EDGES: tuple[float, ...] = (0, 60, 120, 250, 500, 3073)
+"""Shape area bins in pixels (8 px across is about 30-50 px of area, 32 px about 500-800)."""
+
+CONTRAST_EDGES: tuple[float, ...] = (0, 30, 45, 60, 100, 450)
+"""Contrast bins: RGB distance between the shape and a 3-pixel ring around it (:func:`camseg.profiles.contrast`)."""
+
+JPEG_SETS: dict[str, str] = {"plain": "none", "jpeg95": "95", "jpeg75": "75", "jpeg50": "50"}
+"""Shift sets that differ only in JPEG quality."""
+
+
+def _fmt(pair: tuple[float, float], digits: int = 3) -> str:
+    return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
+
+
+def headline_frame(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreground_background"):
+    """Mean ± sd over seeds per set, as a DataFrame with one row per set (for the book)."""
+    import pandas as pd
+
+    rows = seed_table(sets, pipeline)
+    return pd.DataFrame({
+        "images": {r["set"]: r["n_images"] for r in rows},
+        "seeds": {r["set"]: r["seeds"] for r in rows},
+        "accuracy ↑": {r["set"]: _fmt(r["accuracy"]) for r in rows},
+        "fg hit ↑": {r["set"]: _fmt(r["fg_hit"]) for r in rows},
+        "IoU ↑": {r["set"]: _fmt(r["iou"]) for r in rows},
+        "oracle IoU": {r["set"]: _fmt(r["oracle_iou"]) for r in rows},
+        "oracle − IoU ↓": {r["set"]: f"{r['oracle_iou'][0] - r['iou'][0]:.3f}" for r in rows},
+        "bg in shape ↓": {r["set"]: _fmt(r["bg_in_shape"]) for r in rows},
+    })
+
+
+def per_seed_frame(per_seed: Sequence[Mapping], seeds: Sequence[int], pipeline: str = "foreground_background"):
+    """One row per seed: accuracy, fg hit, IoU of ``pipeline`` on one set."""
+    import pandas as pd
+
+    return pd.DataFrame({f"seed {s}": {"accuracy": r["classifier_accuracy"],
+                                       "fg hit": r["pipelines"][pipeline]["fg_hit_rate"],
+                                       "IoU": r["pipelines"][pipeline]["iou"]}
+                         for s, r in zip(seeds, per_seed, strict=True)}).T
+
+
+def _pooled(sets: Mapping[str, Sequence[Mapping]], names: Sequence[str], key: str, pipeline: str) -> tuple:
+    values, iou, hit = [], [], []
+    for name in names:
+        for r in sets.get(name, []):
+            rec = r["per_image"]
+            values += list(rec[key])
+            iou += list(rec["iou"][pipeline])
+            hit += list(rec["fg_hit"][pipeline])
+    return values, iou, hit
+
+
+def condition_frames(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreground_background") -> dict:
+    """IoU and fg hit by shape area, by contrast (every shift set but ``distractor``, all
+    seeds pooled) and by JPEG quality (:data:`JPEG_SETS`); one DataFrame each."""
+    import pandas as pd
+
+    names = [n for n in sets if n not in ("standard", "distractor")]
+    out = {}
+    for key, edges, label in (("area", SIZE_EDGES, "shape area (px)"), ("contrast", CONTRAST_EDGES, "contrast")):
+        values, iou, hit = _pooled(sets, names, key, pipeline)
+        bi, bh = by_bins(values, iou, edges), by_bins(values, hit, edges)
+        out[label] = pd.DataFrame({"images": [b["n"] for b in bi], "IoU": [b["mean"] for b in bi],
+                                   "fg hit": [b["mean"] for b in bh]},
+                                  index=[f"{b['low']:g}–{b['high']:g}" for b in bi])
+    rows = {}
+    for name, quality in JPEG_SETS.items():
+        if sets.get(name):
+            rows[quality] = {"IoU": mean_sd([r["pipelines"][pipeline]["iou"] for r in sets[name]])[0],
+                             "fg hit": mean_sd([r["pipelines"][pipeline]["fg_hit_rate"] for r in sets[name]])[0]}
+    out["JPEG quality"] = pd.DataFrame(rows).T
+    return out
+
+
+def strategies_frame(sets: Mapping[str, Sequence[Mapping]],
+                     strategies: Sequence[str] = ("cam_argmax", "cam_centroid", "cam_interior", "mask_scoring")):
+    """fg hit (mean over seeds) of the published point strategies and camseg's on the same CAMs, per set."""
+    import pandas as pd
+
+    return pd.DataFrame({name: {s: mean_sd([r["strategies"][s]["fg_hit_rate"] for r in per_seed])[0]
+                                for s in strategies if s in per_seed[0]["strategies"]}
+                         for name, per_seed in sets.items() if per_seed}).T
+
+
+def failures_frame(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreground_background"):
+    """Failure causes (:func:`failure_causes`) summed over seeds, one row per set."""
+    import pandas as pd
+
+    rows = {}
+    for name, per_seed in sets.items():
+        total = dict.fromkeys(CAUSES, 0)
+        for r in per_seed:
+            for cause, n in failure_causes(r["per_image"], pipeline, r.get("explain", "top")).items():
+                total[cause] += n
+        rows[name] = total
+    return pd.DataFrame(rows).T
