@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from camseg.devices import autocast, model_device, resolve_device
 from camseg.paths import atomic_path
 from camseg.data import CLASSES, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD, ShapesDataset, normalize
 
@@ -161,11 +162,14 @@ class TrainResult:
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Logits (N, C) of a normalised batch (N, 3, H, W), computed in eval mode
-    in chunks; the model's train/eval mode is restored afterwards."""
+    in chunks on the model's device (logits on the images' device); the model's
+    train/eval mode is restored afterwards."""
     was_training = model.training
     model.eval()
+    dev = model_device(model)
     try:
-        outs = [model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+        outs = [model(images[i:i + batch_size].to(dev)).float().to(images.device)
+                for i in range(0, len(images), batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0, len(CLASSES))
@@ -195,6 +199,8 @@ def train_classifier(
     fresh: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None,
     val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     recipe: str = "standard",
+    device: str | torch.device = "auto",
+    amp: bool = True,
 ) -> TrainResult:
     """Train a classifier on a dataset's train split and select it on val.
 
@@ -230,10 +236,17 @@ def train_classifier(
             :func:`camseg.profiles.validation_set`); each epoch also records
             the Grad-CAM pointing game and mass inside on its first 200 images.
         recipe: a name for the training data, stored in the checkpoint.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``
+            (:func:`camseg.devices.resolve_device`); the data is moved there
+            once, the shuffling stays on the CPU so a seed gives the same
+            batches on every device.
+        amp: mixed precision (autocast, bf16/fp16 with a gradient scaler for
+            fp16) on CUDA; ignored on the CPU.
 
     Returns:
-        A :class:`TrainResult` with the selected model in eval mode.
+        A :class:`TrainResult` with the selected model in eval mode, on ``device``.
     """
+    dev = resolve_device(device)
     spec = _architecture(arch)
     epochs = spec.epochs if epochs is None else int(epochs)
     if epochs < 1:
@@ -251,16 +264,17 @@ def train_classifier(
         if split == "train" and fresh is not None:
             continue
         images, labels, _ = ds.arrays(progress=False)
-        splits[split] = (normalize(images), torch.as_tensor(labels))
+        splits[split] = (normalize(images).to(dev), torch.as_tensor(labels).to(dev))
     cam_val = None
     if val is not None:
-        splits["val"] = (normalize(val[0]), torch.as_tensor(np.asarray(val[1], np.int64)))
+        splits["val"] = (normalize(val[0]).to(dev), torch.as_tensor(np.asarray(val[1], np.int64)).to(dev))
         cam_val = (val[0][:200], np.asarray(val[2][:200], bool))
     if fresh is not None:
         images, labels = fresh(0)
-        splits["train"] = (normalize(images), torch.as_tensor(np.asarray(labels, np.int64)))
+        splits["train"] = (normalize(images).to(dev), torch.as_tensor(np.asarray(labels, np.int64)).to(dev))
     x_train, y_train = splits["train"]
     model, weights = build_classifier(arch, pretrained=pretrained, input_scale=input_scale)
+    model = model.to(dev)
     try:
         frozen = [model.get_submodule(name) for name in freeze]
     except AttributeError as exc:
@@ -270,11 +284,13 @@ def train_classifier(
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     steps = (len(x_train) + batch_size - 1) // batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
+    use_amp = amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())
     best_acc, best_state, best_epoch, history = -1.0, None, 0, []
     for epoch in range(1, epochs + 1):
         if fresh is not None and epoch > 1:
             images, labels = fresh(epoch - 1)
-            x_train, y_train = normalize(images), torch.as_tensor(np.asarray(labels, np.int64))
+            x_train, y_train = normalize(images).to(dev), torch.as_tensor(np.asarray(labels, np.int64)).to(dev)
         model.train()
         for module in frozen:
             module.eval()  # batch-norm statistics stay the pretrained ones
@@ -286,13 +302,15 @@ def train_classifier(
                    leave=False)
         for b in bar:
             idx = order[b * batch_size:(b + 1) * batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            xb = torch.where(flips[idx].view(-1, 1, 1, 1), xb.flip(-1), xb)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
+            xb, yb = x_train[idx.to(dev)], y_train[idx.to(dev)]
+            xb = torch.where(flips[idx].to(dev).view(-1, 1, 1, 1), xb.flip(-1), xb)
+            with autocast(dev, enabled=use_amp):
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
@@ -320,7 +338,8 @@ def train_classifier(
         "input_scale": model.input_scale, "initial_weights": weights, "seed": seed, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "frozen": list(freeze), "best_epoch": best_epoch, "val_accuracy": best_acc,
         "test_accuracy": test_acc, "train_seconds": sum(r["seconds"] for r in history), "history": history,
-        "target_layers": list(spec.target_layers), "data": str(data), "recipe": recipe,
+        "target_layers": list(spec.target_layers), "data": str(data), "recipe": recipe, "device": str(dev),
+        "amp": use_amp,
     }
     if log:
         log(f"{arch}: best val acc {best_acc:.4f} at epoch {best_epoch}; test acc "
@@ -341,7 +360,9 @@ def cam_quality(model: nn.Module, layers: Sequence[nn.Module], images: np.ndarra
 
     cam = GradCAM(model, layers)
     with eval_mode(model):
-        maps = np.concatenate([cam(normalize(images[k:k + batch_size])) for k in range(0, len(images), batch_size)])
+        dev = next(model.parameters()).device
+        maps = np.concatenate([cam(normalize(images[k:k + batch_size]).to(dev))
+                               for k in range(0, len(images), batch_size)])
     return {"pointing_game": float(pointing_game(maps, masks).mean()),
             "mass_inside": float(cam_mass_inside(maps, masks).mean())}
 
@@ -359,11 +380,15 @@ def save_checkpoint(model: Classifier, meta: dict, path: str | os.PathLike) -> P
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[Classifier, dict]:
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "auto") -> tuple[Classifier, dict]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
 
+    Args:
+        path: the checkpoint file (from any device).
+        device: where the model goes: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``.
+
     Returns:
-        ``(model, meta)`` with the model in eval mode.
+        ``(model, meta)`` with the model in eval mode on ``device``.
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -374,7 +399,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise FileNotFoundError(f"classifier checkpoint {path} does not exist; train one with `camseg train`")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated?): {exc}") from exc
     if not isinstance(ckpt, dict) or "meta" not in ckpt or "state_dict" not in ckpt:
@@ -389,5 +414,5 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise ValueError(f"{path}: weights do not fit architecture {arch!r}: {str(exc).splitlines()[0]}") from exc
-    model.eval()
+    model.to(resolve_device(device)).eval()
     return model, meta

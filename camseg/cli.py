@@ -6,7 +6,7 @@
     camseg train --data artifacts/data --arch efficientnet_lite0 --out artifacts/classifier.pt
     camseg evaluate --data artifacts/data --checkpoint CKPT --segmenter offline --json OUT.json
     camseg report --out _build/report.pdf
-    camseg build [--workdir artifacts]      # the main job: artefacts (cached), book, report
+    camseg build [--workdir artifacts] [--segmenter auto] [--device auto]   # the main job: artefacts, book, report
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         extra = {"fresh": fresh, "val": val, "recipe": "wide"}
     result = train_classifier(args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               seed=args.seed, pretrained=False if args.no_pretrained else "auto",
-                              input_scale=args.input_scale, out=args.out, **extra)
+                              input_scale=args.input_scale, out=args.out, device=args.device, **extra)
     test = result.meta["test_accuracy"]
-    print(f"saved {result.path}: {args.arch}, val acc {result.meta['val_accuracy']:.4f}, test acc "
+    print(f"saved {result.path}: {args.arch} on {result.meta['device']}, "
+          f"val acc {result.meta['val_accuracy']:.4f}, test acc "
           + ("n/a" if test is None else f"{test:.4f}") + f", {time.perf_counter() - t0:.0f} s")
     return 0
 
@@ -57,8 +58,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from camseg.report import results, write_report
 
-    res = results(args.workdir, seed=args.seed, segmenter=args.segmenter)
-    print(f"wrote {write_report(res, args.out)} (segmenter {res['segmenter']})")
+    res = results(args.workdir, seed=args.seed, segmenter=args.segmenter, device=args.device)
+    print(f"wrote {write_report(res, args.out)} (segmenter {res['segmenter']}, device {res['device']})")
     return 0
 
 
@@ -73,7 +74,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
     import subprocess
     from pathlib import Path
 
-    from camseg.report import results, write_report
+    from camseg.artifacts import build_artifacts
+    from camseg.report import write_report
     from camseg.stages import StageLog
 
     root = Path(args.book)
@@ -91,12 +93,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
         os.environ["CAMSEG_SUITE_SIZE"] = str(args.suite_size)
     stages = StageLog()
     print("[1/3] artefacts: dataset, classifier, evaluations (each computed once, then reused)")
-    res = results(args.workdir, seed=args.seed, segmenter=args.segmenter, stages=stages)
-    meta = res["meta"]
-    print(f"      {meta['arch']}: test accuracy {meta['test_accuracy']:.4f}; segmenter {res['segmenter']}")
+    res = build_artifacts(args.workdir, seed=args.seed, segmenter=args.segmenter, device=args.device, stages=stages)
+    print(f"      {res.meta['arch']}: test accuracy {res.meta['test_accuracy']:.4f}; segmenter {res.backend.name}; "
+          f"device {res.device}")
     if exe is not None:
         print("[2/3] book: jupyter-book build -W -n --keep-going (chapters reuse the artefacts)")
-        env = dict(os.environ, CAMSEG_WORKDIR=str(Path(res["workdir"]).resolve()))
+        # The chapters' results() call reads these, so they use what this build used.
+        env = dict(os.environ, CAMSEG_WORKDIR=str(Path(res.workdir).resolve()), CAMSEG_SEGMENTER=res.backend.name,
+                   CAMSEG_DEVICE=res.device)
         with stages.stage("book") as row:
             done = subprocess.run([exe, "build", "-W", "-n", "--keep-going", str(root)], env=env)
             row["note"] = str(root / "_build" / "html" / "index.html")
@@ -113,13 +117,26 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _make_segmenter(name: str, device: str) -> object:
+    """The segmenter for ``name`` (``auto`` resolved once, its reason printed to stderr);
+    SAM backends go on ``device``, the offline ones run on the CPU."""
+    from camseg.segmenters import choose_backend, get_segmenter
+
+    choice = choose_backend(name)
+    if choice.requested == "auto":
+        print(f"segmenter: {choice.name} ({choice.reason})", file=sys.stderr)
+    return get_segmenter(choice.name, **({"device": device} if choice.name.startswith("sam") else {}))
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from camseg.evaluate import evaluate, format_table, write_json
-    from camseg.segmenters import get_segmenter
 
-    segmenter = get_segmenter(args.segmenter)
+    from camseg.devices import device_name
+
+    device = device_name(args.device)
+    segmenter = _make_segmenter(args.segmenter, device)
     result = evaluate(args.data, args.checkpoint, segmenter, split=args.split, degraded=args.degraded,
-                      limit=args.limit, batch_size=args.batch_size, explain=args.explain)
+                      limit=args.limit, batch_size=args.batch_size, device=device, explain=args.explain)
     print(format_table(result))
     if args.json:
         print(f"wrote {write_json(result, args.json)}")
@@ -133,30 +150,37 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     from camseg.classifier import default_target_layers, load_checkpoint
     from camseg.data import CLASSES, normalize
     from camseg.pipelines import BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline
-    from camseg.segmenters import get_segmenter
 
     try:
         with Image.open(args.image) as im:
             image = np.array(im.convert("RGB"))
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read image {args.image}: {exc}") from exc
-    model, meta = load_checkpoint(args.checkpoint)
+    from camseg.devices import device_name
+
+    device = device_name(args.device)
+    model, meta = load_checkpoint(args.checkpoint, device=device)
     kinds = {"center": BasicSamPipeline, "foreground": ForegroundPointsPipeline,
              "foreground_background": ForegroundBackgroundPipeline}
-    pipe = kinds[args.pipeline](model, get_segmenter(args.segmenter), default_target_layers(model, meta["arch"]))
+    segmenter = _make_segmenter(args.segmenter, device)
+    pipe = kinds[args.pipeline](model, segmenter, default_target_layers(model, meta["arch"]))
     out = pipe.run(normalize(image[None]), targets=args.target)
     mask = out.masks[0].numpy()
     Image.fromarray(mask.astype(np.uint8) * 255).save(args.out)
     coords, labels = out.prompts.for_image(0)
     points = ", ".join(f"({x:.0f}, {y:.0f}){'+' if lab == 1 else '-'}" for (x, y), lab in zip(coords, labels))
     print(f"{args.out}: {int(mask.sum())} pixels of class {CLASSES[int(out.targets[0])]!r}, "
-          f"points (x, y) {points}, segmenter {out.backend}")
+          f"points (x, y) {points}, segmenter {out.backend}, device {device}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     from camseg.classifier import ARCHITECTURES, DEFAULT_ARCH
     from camseg.data import SPLITS
+    from camseg.devices import DEVICE_CHOICES
+
+    device_opt = {"default": "auto", "choices": DEVICE_CHOICES,
+                  "help": "auto (CUDA when available, else the CPU), cpu or cuda"}
 
     parser = argparse.ArgumentParser(prog="camseg", description="Segmentation without user input: Grad-CAM -> SAM.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recipe", default="standard", choices=["standard", "wide"],
                    help="standard: the dataset's train split; wide: fresh shapes of camseg.profiles.WIDE every "
                         "epoch, selected on a wide validation set (default standard)")
+    t.add_argument("--device", **device_opt)
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate every pipeline, the centre baseline and the oracle on a split")
@@ -207,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="top: the CAM explains the classifier's top class (default); label: the image's labelled "
                         "class (a class-name prompt per image)")
     e.add_argument("--batch-size", type=int, default=50)
+    e.add_argument("--device", **device_opt)
     e.set_defaults(func=_cmd_evaluate)
 
     g = sub.add_parser("segment", help="segment one image with no user input")
@@ -217,19 +243,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--segmenter", default="auto")
     g.add_argument("--pipeline", default="foreground_background",
                    choices=["center", "foreground", "foreground_background"])
+    g.add_argument("--device", **device_opt)
     g.set_defaults(func=_cmd_segment)
 
     r = sub.add_parser("report", help="the 1-2 page PDF report (WeasyPrint) from the cached results")
     r.add_argument("--workdir", default=None, help="where artefacts are cached (default $CAMSEG_WORKDIR, else ./artifacts)")
     r.add_argument("--out", default="_build/report.pdf")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found, else offline")
+    r.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found or can be downloaded, "
+                   "else offline")
+    r.add_argument("--device", **device_opt)
     r.set_defaults(func=_cmd_report)
 
     m = sub.add_parser("build", help="the main job: dataset, classifier, evaluations (cached), book, report")
     m.add_argument("--workdir", default=None, help="where artefacts are cached (default $CAMSEG_WORKDIR, else ./artifacts)")
     m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found, else offline")
+    m.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found or can be downloaded, "
+                   "else offline; the chapters use the same")
+    m.add_argument("--device", **device_opt)
     m.add_argument("--book", default=".", help="folder with _config.yml (default: the current one)")
     m.add_argument("--report", default="_build/report.pdf", help="where to write the PDF report")
     m.add_argument("--no-book", action="store_true", help="skip the Jupyter Book (artefacts and report only)")

@@ -26,13 +26,13 @@ from tqdm.auto import tqdm
 
 from camseg.classifier import default_target_layers, load_checkpoint
 from camseg.data import CLASSES, ShapesDataset, degrade, normalize
+from camseg.devices import model_device
 from camseg.metrics import iou_per_image, point_metrics
 from camseg.paths import atomic_path
 from camseg.pipelines import BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline
 from camseg.prompts import CamArgmax, CamCentroid, CamInterior, CenterPoint, oracle_points
 from camseg.analysis import pointing_game
 from camseg.profiles import contrast
-from camseg.regions import model_device
 
 PIPELINES = ("center", "foreground", "foreground_background", "oracle")
 
@@ -53,6 +53,7 @@ def evaluate(
     progress: bool = True,
     keep_masks: bool = False,
     explain: str = "top",
+    device: str = "auto",
 ) -> dict:
     """Evaluate all pipelines on one split.
 
@@ -70,9 +71,13 @@ def evaluate(
         explain: ``"top"``: each CAM explains the classifier's top class;
             ``"label"``: it explains the image's labelled class (a class-name
             prompt per image, SPEC section 8).
+        device: where the classifier, Grad-CAM and mask scoring run: ``"auto"``
+            (CUDA when available), ``"cpu"``, ``"cuda"``. The segmenter keeps
+            its own device (``get_segmenter(..., device=...)``).
 
     Returns:
-        A JSON-able dict: ``dataset``, ``split``, ``n_images``, ``segmenter``,
+        A JSON-able dict: ``dataset``, ``split``, ``n_images``, ``segmenter``, ``device``
+        (the classifier's, resolved),
         ``classifier_accuracy``, ``pipelines`` (name -> ``iou``,
         ``fg_hit_rate``, ``fg_distance``, ``bg_hit_rate``, ``bg_distance``,
         ``seconds``, ``per_class_iou``, ``n_fg``, ``n_bg``) and ``strategies``
@@ -80,7 +85,7 @@ def evaluate(
     """
     if explain not in ("top", "label"):
         raise ValueError(f"explain must be 'top' or 'label', got {explain!r}")
-    model, meta = load_checkpoint(checkpoint)
+    model, meta = load_checkpoint(checkpoint, device=device)
     layers = default_target_layers(model, meta["arch"])
     images, labels, gts = ShapesDataset(data, split).arrays()
     if limit is not None:
@@ -131,10 +136,11 @@ def evaluate(
     result = {
         "dataset": str(data), "split": split, "degraded": degraded, "n_images": n,
         "segmenter": getattr(segmenter, "name", type(segmenter).__name__),
+        "device": str(model_device(model)),
         "classifier": {"arch": meta["arch"], "checkpoint": str(checkpoint),
                        "target_layers": meta.get("target_layers")},
         "classifier_accuracy": float((predictions == labels).mean()),
-        "explain": explain, "device": str(model_device(model)),
+        "explain": explain,
         "pipelines": {}, "strategies": {},
     }
     per_image = {"label": labels.tolist(), "predicted": predictions.tolist(),

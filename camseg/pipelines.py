@@ -35,6 +35,7 @@ from torch import nn
 
 from camseg.cam import BaseCAM, GradCAM
 from camseg.data import CLASSES, check_normalized, denormalize
+from camseg.devices import model_device
 from camseg.prompts import CenterPoint, MaskScoring, Prompts, PromptContext, PromptStrategy
 
 __all__ = [
@@ -140,7 +141,10 @@ class BasicSamPipeline:
             out = self.cam.compute(images, resolve_targets(targets, len(images)))
         finally:
             self.classifier.train(was_training)
-        return PromptContext(images=denormalize(images), normalized=images.detach(), cams=out.maps,
+        # The classifier's input stays on the classifier's device, so prompt strategies that run it
+        # again (mask scoring) build their batches there.
+        normalized = images.detach().to(model_device(self.classifier))
+        return PromptContext(images=denormalize(images), normalized=normalized, cams=out.maps,
                              targets=out.targets, classifier=self.classifier, segmenter=self.segmenter,
                              extras={"logits": out.logits})
 

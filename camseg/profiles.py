@@ -321,7 +321,7 @@ def training_backgrounds(source, seed: int = 0, n: int = 12000, sizes=None) -> n
     from camseg.data import SPLITS, background_indices
 
     sizes = dict(SPLITS if sizes is None else sizes)
-    train, _ = background_indices(source, "train", sizes["train"], seed, sizes)
+    train, _ = background_indices(source, "train", min(n, sizes["train"]), seed, sizes)
     rest, _ = background_indices(source, "rest", max(0, n - len(train)), seed, sizes)
     return source.load(True, np.concatenate([train, rest]))
 
@@ -344,7 +344,7 @@ def validation_set(source, dist: ShapeDistribution = WIDE, seed: int = 0, sizes=
     return images, labels.astype(np.int64), masks
 
 
-def wide_training(data, seed: int = 0, n: int = 3500, cifar10=None,
+def wide_training(data, seed: int = 0, n: int | None = None, cifar10=None,
                   dist: ShapeDistribution = WIDE) -> tuple[FreshShapes, tuple[np.ndarray, ...]]:
     """The inputs of a ``recipe="wide"`` training on the dataset at ``data``:
     fresh ``dist`` shapes every epoch on CIFAR-10 train photos (not the val
@@ -354,7 +354,7 @@ def wide_training(data, seed: int = 0, n: int = 3500, cifar10=None,
         data: a dataset folder built by :func:`camseg.data.build_dataset`
             (its manifest gives the seed and sizes behind the backgrounds).
         seed: seed of the fresh shapes.
-        n: images per epoch.
+        n: images per epoch (default: the dataset's train split size).
         cifar10: CIFAR-10 source or path (default: autodetect).
 
     Returns:
@@ -370,5 +370,8 @@ def wide_training(data, seed: int = 0, n: int = 3500, cifar10=None,
         raise ValueError(f"{data} has no val split: the wide validation set uses its backgrounds")
     source = cifar10 if (cifar10 is not None and not isinstance(cifar10, str | __import__("os").PathLike)) \
         else resolve_cifar10(cifar10)
-    backgrounds = training_backgrounds(source, data_seed, max(n, 8000), sizes)
+    n = int(sizes.get("train", 0)) if n is None else int(n)
+    spare = source.count(True) - sizes.get("train", 0) - sizes.get("val", 0)
+    pool = sizes.get("train", 0) + max(0, min(8000 - sizes.get("train", 0), spare))
+    backgrounds = training_backgrounds(source, data_seed, pool, sizes)
     return FreshShapes(backgrounds, dist, n, seed), validation_set(source, dist, data_seed, sizes)

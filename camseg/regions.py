@@ -46,22 +46,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from camseg.devices import model_device
 from camseg.modes import eval_mode
 from camseg.prompts import PromptContext, Prompts, background_points, deepest_point, stack_prompts, strongest_region
 
 __all__ = [
     "FEATURES", "CamSupportScore", "DeletionScore", "KeepScore", "LinearScore", "MaskScoring", "Proposal",
     "RegionEvidence", "RegionScorer", "Regions", "SimilarityScore", "best_region", "fit_linear_score",
-    "model_device",
 ]
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of ``model``'s parameters (CPU for a model without any)."""
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
 
 
 # --------------------------------------------------------------------------

@@ -17,7 +17,6 @@ likes best); the others with ``explain="top"``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -48,11 +47,9 @@ def checkpoint_path(work: Path, arch: str, seed: int) -> Path:
 
 def file_digest(path: Path) -> str:
     """SHA-256 of a file (hex), to tie an evaluation to the checkpoint's content."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from camseg.artifacts import file_sha256
+
+    return file_sha256(path)
 
 
 def shift_datasets(work: Path, seed: int = 0, n: int = SUITE_SIZE, names: Sequence[str] | None = None,
@@ -75,8 +72,10 @@ def shift_datasets(work: Path, seed: int = 0, n: int = SUITE_SIZE, names: Sequen
 
 
 def seed_checkpoints(data: Path, work: Path, arch: str, seeds: Sequence[int], recipe: str = "wide",
-                     log: Callable[[str], None] = print) -> dict[int, Path]:
-    """Train (or reuse) one classifier per seed on ``data`` with ``recipe``."""
+                     log: Callable[[str], None] = print, epochs: int | None = None,
+                     device: str = "auto") -> dict[int, Path]:
+    """Train (or reuse) one classifier per seed on ``data`` with ``recipe`` (``epochs``: None for
+    the architecture's default; a checkpoint trained for other epochs is retrained)."""
     from camseg.classifier import load_checkpoint, train_classifier
 
     out = {}
@@ -86,7 +85,8 @@ def seed_checkpoints(data: Path, work: Path, arch: str, seeds: Sequence[int], re
             try:
                 _, meta = load_checkpoint(ckpt)
                 if (meta.get("seed") == seed and meta.get("arch") == arch and meta.get("recipe", "standard") == recipe
-                        and Path(str(meta.get("data"))).name == Path(data).name):
+                        and Path(str(meta.get("data"))).name == Path(data).name
+                        and (epochs is None or meta.get("epochs") == epochs)):
                     out[seed] = ckpt
                     continue
                 log(f"{ckpt} was trained otherwise (seed {meta.get('seed')}, recipe {meta.get('recipe', 'standard')}); "
@@ -100,35 +100,43 @@ def seed_checkpoints(data: Path, work: Path, arch: str, seeds: Sequence[int], re
 
             fresh, val = wide_training(data, seed=seed)
             extra = {"fresh": fresh, "val": val, "recipe": "wide"}
-        train_classifier(data, arch=arch, seed=seed, out=ckpt, progress=False, log=log, **extra)
+        train_classifier(data, arch=arch, seed=seed, epochs=epochs, out=ckpt, progress=False, log=log, device=device,
+                         **extra)
         out[seed] = ckpt
     return out
 
 
-def _current(path: Path, backend: str, digest: str, n: int | None, explain: str) -> dict | None:
+def _stamp(backend: str, device: str, digest: str, explain: str, data: Path) -> dict:
+    from camseg.artifacts import camseg_version
+    from camseg.data import read_manifest
+
+    return {"backend": backend, "device": device, "checkpoint_sha256": digest, "explain": explain,
+            "camseg_version": camseg_version(), "dataset": read_manifest(data)}
+
+
+def _current(path: Path, stamp: dict) -> dict | None:
     try:
         res = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    ok = (res.get("segmenter") == backend and res.get("classifier", {}).get("sha256") == digest
-          and res.get("explain") == explain and (n is None or res.get("n_images") == n) and "per_image" in res)
-    return res if ok else None
+    return res if res.get("suite_key") == stamp and "per_image" in res else None
 
 
-def evaluate_to(path: Path, data: Path, ckpt: Path, backend: str, explain: str = "top", split: str = "test",
+def evaluate_to(path: Path, data: Path, ckpt: Path, stamp: dict, split: str = "test",
                 threads: int | None = None) -> None:
-    """Evaluate ``ckpt`` on ``data`` and write the JSON (with the checkpoint's digest) to ``path``;
-    a top-level function so that it can run in a worker process."""
+    """Evaluate ``ckpt`` on ``data`` and write the JSON, stamped with ``stamp`` (backend, device,
+    checkpoint digest, explained class, version, dataset manifest), to ``path``; a top-level
+    function so that it can run in a worker process."""
     import torch
 
+    from camseg.artifacts import make_segmenter
     from camseg.evaluate import evaluate, write_json
-    from camseg.report import make_segmenter
 
     if threads is not None:
         torch.set_num_threads(threads)
-    seg, _ = make_segmenter(backend)
-    res = evaluate(data, ckpt, seg, split=split, explain=explain, progress=False)
-    res["classifier"]["sha256"] = file_digest(ckpt)
+    seg, _ = make_segmenter(stamp["backend"], stamp["device"])
+    res = evaluate(data, ckpt, seg, split=split, explain=stamp["explain"], progress=False, device=stamp["device"])
+    res["suite_key"] = stamp
     res["set"] = path.stem.rsplit("-seed", 1)[0]
     write_json(res, path)
 
@@ -150,7 +158,8 @@ class SuiteResults:
 
 
 def suite_results(work: Path, data: Path, checkpoints: dict[int, Path], backend: str, shift: dict[str, Path],
-                  log: Callable[[str], None] = print, workers: int | None = None) -> SuiteResults:
+                  log: Callable[[str], None] = print, workers: int | None = None,
+                  device: str = "cpu") -> SuiteResults:
     """Evaluate every checkpoint on the standard test split and every shift set (cached).
 
     Missing evaluations run in ``workers`` processes (default: 2 for offline
@@ -160,16 +169,18 @@ def suite_results(work: Path, data: Path, checkpoints: dict[int, Path], backend:
     sets = {"standard": Path(data), **shift}
     digests = {seed: file_digest(p) for seed, p in checkpoints.items()}
     jobs, results = [], {name: [] for name in sets}
+    stamps = {(name, seed): _stamp(backend, device, digests[seed], explain_for(name), path)
+              for name, path in sets.items() for seed in checkpoints}
     for name, path in sets.items():
         for seed, ckpt in sorted(checkpoints.items()):
             out = eval_dir / f"{name}-seed{seed}.json"
-            if _current(out, backend, digests[seed], None, explain_for(name)) is None:
-                jobs.append((out, path, ckpt, backend, explain_for(name)))
+            if _current(out, stamps[name, seed]) is None:
+                jobs.append((out, path, ckpt, stamps[name, seed]))
     if jobs:
         log(f"evaluating {len(jobs)} (set, seed) pairs (segmenter {backend})")
         eval_dir.mkdir(parents=True, exist_ok=True)
         if workers is None:
-            workers = 2 if not backend.startswith("sam") and (os.cpu_count() or 1) >= 2 else 1
+            workers = 2 if not backend.startswith("sam") and device == "cpu" and (os.cpu_count() or 1) >= 2 else 1
         if workers > 1:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -183,7 +194,7 @@ def suite_results(work: Path, data: Path, checkpoints: dict[int, Path], backend:
                 evaluate_to(*j)
     for name in sets:
         for seed in sorted(checkpoints):
-            res = _current(eval_dir / f"{name}-seed{seed}.json", backend, digests[seed], None, explain_for(name))
+            res = _current(eval_dir / f"{name}-seed{seed}.json", stamps[name, seed])
             if res is None:
                 raise RuntimeError(f"the evaluation of seed {seed} on {name!r} was not written")
             results[name].append(res)

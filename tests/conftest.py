@@ -8,6 +8,16 @@ import torch
 from torch import nn
 
 
+@pytest.fixture(autouse=True)
+def _no_sam_download(monkeypatch):
+    """SAM's download location is a closed local port, so ``"auto"`` never downloads from the internet
+    (it falls back at once); tests that serve a checkpoint set their own URL. The book's env vars
+    are cleared so that a developer's settings do not leak into tests."""
+    monkeypatch.setenv("CAMSEG_SAM_BASE_URL", "http://127.0.0.1:9/")
+    for var in ("CAMSEG_SEGMENTER", "CAMSEG_DEVICE", "CAMSEG_SIZES", "CAMSEG_EPOCHS", "CAMSEG_ARCH"):
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture(scope="session")
 def resnet18_model() -> nn.Module:
     """A randomly initialised, seeded torchvision ResNet18 with 5 classes, in eval mode."""

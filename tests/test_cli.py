@@ -34,3 +34,13 @@ def test_train_missing_data(tmp_path, capsys):
     code = main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "c.pt")])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_every_computing_command_takes_a_device():
+    from camseg.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["train", "--data", "d", "--out", "o"], ["evaluate", "--data", "d", "--checkpoint", "c"],
+                 ["segment", "i.png", "--out", "m.png"], ["build"], ["report"]):
+        assert parser.parse_args([*argv, "--device", "cpu"]).device == "cpu"
+        assert parser.parse_args(argv).device == "auto"

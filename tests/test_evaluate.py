@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -61,10 +62,11 @@ def test_write_json_and_table(result, tmp_path):
 def test_cli_evaluate_and_segment(tiny_dataset, tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "e.json"
     code = main(["evaluate", "--data", str(tiny_dataset), "--split", "val", "--checkpoint", str(tiny_checkpoint),
-                 "--segmenter", "offline", "--json", str(out), "--degraded"])
+                 "--segmenter", "offline", "--json", str(out), "--degraded", "--device", "cpu"])
     assert code == 0
     data = json.loads(out.read_text())
     assert data["split"] == "val" and data["degraded"] is True and data["n_images"] == 5
+    assert data["device"] == "cpu" and data["segmenter"] == "regiongrow"  # SPEC 8: resolved, never "auto"
     assert "oracle" in capsys.readouterr().out
     image = tiny_dataset / "images" / "test" / "00000.png"
     mask_path = tmp_path / "m.png"
@@ -87,3 +89,7 @@ def test_cli_bad_inputs(tiny_dataset, tiny_checkpoint, tmp_path, capsys):
     assert code == 2 and "missing" in capsys.readouterr().err
     code = main(["evaluate", "--data", str(tiny_dataset), "--checkpoint", str(tiny_checkpoint), "--segmenter", "nope"])
     assert code == 2 and "nope" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        code = main(["evaluate", "--data", str(tiny_dataset), "--checkpoint", str(tiny_checkpoint), "--segmenter",
+                     "offline", "--device", "cuda"])
+        assert code == 2 and "CUDA is not available" in capsys.readouterr().err

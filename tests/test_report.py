@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -104,37 +103,3 @@ def test_default_workdir(tmp_path, monkeypatch):
     assert report.default_workdir() == tmp_path.resolve() / "artifacts"
     monkeypatch.setenv("CAMSEG_WORKDIR", str(tmp_path / "w"))
     assert report.default_workdir() == tmp_path / "w"
-
-
-def test_eval_cache_is_reused_without_recomputing(tmp_path, monkeypatch):
-    """Current JSONs and masks file are returned as they are: nothing is evaluated."""
-    from camseg.suite import file_digest
-
-    ckpt = tmp_path / "classifier-x.pt"
-    ckpt.write_bytes(b"weights")
-    (tmp_path / "eval").mkdir()
-    for degraded in (False, True):
-        cached = {**_eval(0.0, degraded), "classifier": {"checkpoint": "elsewhere/classifier-x.pt",
-                                                        "sha256": file_digest(ckpt)}}
-        (tmp_path / "eval" / f"test-{'degraded' if degraded else 'clean'}.json").write_text(json.dumps(cached))
-    fake = {"segmenter": "fakeseg", "_masks": {"center": np.zeros((10, 4, 8), bool)},
-            "_points": {"center": (np.zeros((10, 1, 2)), np.ones((10, 1), int))}}
-    report._save_predictions(fake, tmp_path / "eval" / "test-clean-masks.npz")
-    monkeypatch.setattr(report, "run_evaluation", lambda *a, **k: pytest.fail("recomputed"))
-    both = report._evaluations(tmp_path / "data", ckpt, "fakeseg", 10, tmp_path / "eval", True, print)
-    res, npz = both["clean"]
-    assert res["classifier"]["checkpoint"] == "elsewhere/classifier-x.pt" and not res["degraded"]
-    assert both["degraded"][0]["degraded"] and both["degraded"][1] is None
-    assert npz == tmp_path / "eval" / "test-clean-masks.npz"
-    loaded = report.load_predictions(npz)
-    assert loaded["segmenter"] == "fakeseg"
-    assert loaded["pipelines"]["center"]["masks"].shape == (10, 4, 8)
-    # another backend: the cache is stale
-    assert report._current_evaluation(ckpt, "floodfill", 10, False, tmp_path / "eval", True) is None
-    # a retrained checkpoint under the same name: stale too
-    ckpt.write_bytes(b"other weights")
-    assert report._current_evaluation(ckpt, "fakeseg", 10, False, tmp_path / "eval", True) is None
-    ckpt.write_bytes(b"weights")
-    with pytest.raises(pytest.fail.Exception, match="recomputed"):  # one stale: computed here, in turn
-        (tmp_path / "eval" / "test-degraded.json").unlink()
-        report._evaluations(tmp_path / "data", ckpt, "fakeseg", 10, tmp_path / "eval", True, print)

@@ -314,7 +314,8 @@ def test_embedding_cache_rejects_zero_entries():
 # Checkpoints: facts, resolution, download and verification
 
 
-def test_official_checkpoint_facts():
+def test_official_checkpoint_facts(monkeypatch):
+    monkeypatch.delenv("CAMSEG_SAM_BASE_URL")  # set to a closed local port for every test (conftest)
     assert set(SAM_CHECKPOINTS) == {"vit_b", "vit_l", "vit_h"}
     assert [SAM_CHECKPOINTS[t].url() for t in ("vit_b", "vit_l", "vit_h")] == [
         "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
@@ -528,9 +529,12 @@ def test_verify_checkpoint(tmp_path, fake_checkpoint):
     verify_checkpoint(path, CheckpointSpec("vit_b", "f.pth", len(fake_checkpoint), sha256="00"), full=False)
 
 
-def test_default_base_url_is_official():
+def test_default_base_url_is_official(monkeypatch):
     assert DEFAULT_BASE_URL == "https://dl.fbaipublicfiles.com/segment_anything/"
     assert SAM_CHECKPOINTS["vit_h"].url("http://mirror/x/") == "http://mirror/x/sam_vit_h_4b8939.pth"
+    monkeypatch.setenv("CAMSEG_SAM_BASE_URL", "http://mirror/y/")
+    assert SAM_CHECKPOINTS["vit_b"].url() == "http://mirror/y/sam_vit_b_01ec64.pth"  # $CAMSEG_SAM_BASE_URL
+    assert SAM_CHECKPOINTS["vit_b"].url("http://mirror/x/") == "http://mirror/x/sam_vit_b_01ec64.pth"  # argument wins
 
 
 # --------------------------------------------------------------------------
@@ -570,3 +574,96 @@ def test_real_vit_b_segments_a_flat_square():
     truth[10:30, 20:40] = True
     assert res.backend == "sam-vit_b"
     assert (res.mask & truth).sum() / (res.mask | truth).sum() > 0.9
+
+
+# --------------------------------------------------------------------------
+# Batched prompts
+
+
+def _random_prompts(rng, k: int, n: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    coords = np.stack([rng.uniform(0, w - 1, (k, n)), rng.uniform(0, h - 1, (k, n))], -1)
+    labels = np.ones((k, n), np.int64)
+    labels[:, 1:] = rng.integers(0, 2, (k, n - 1))
+    return coords, labels
+
+
+@pytest.mark.parametrize("shape", [(H, W), (W, H), (17, 17)])
+@pytest.mark.parametrize("n_points", [1, 3])
+def test_predict_batch_equals_single_calls_and_sampredictor(model, shape, n_points):
+    """One decoder pass over K prompts gives the masks of K single calls, which equal
+    SamPredictor's (its 1024 x 1024 resize replaced by the equivalent per-axis matrices)."""
+    rng = np.random.default_rng(n_points)
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    coords, labels = _random_prompts(rng, 24, n_points, *shape)
+    batched = SamSegmenter(model=model, batch_prompts=True)
+    batched.set_image(image)
+    out = batched.predict_batch(coords, labels)
+    looped = SamSegmenter(model=model, batch_prompts=False)
+    looped.set_image(image)
+    singles = [looped.predict(c, lab) for c, lab in zip(coords, labels)]
+    assert looped.predict_batch(coords, labels)[5].mask.tolist() == singles[5].mask.tolist()
+    ref = SamPredictor(model)
+    ref.set_image(image)
+    assert len(out) == 24
+    for res, single, c, lab in zip(out, singles, coords, labels):
+        np.testing.assert_array_equal(res.mask, single.mask)
+        assert res.score == pytest.approx(single.score, abs=1e-5) and res.backend == "sam"
+        masks, scores, _ = ref.predict(point_coords=c, point_labels=lab, multimask_output=n_points == 1)
+        np.testing.assert_array_equal(single.mask, masks[int(np.argmax(scores))])
+    assert sum(int(r.mask.sum()) for r in out) > 0  # not a trivially empty comparison
+
+
+def test_predict_batch_calls_the_decoder_once(model, images):
+    calls = []
+    handle = model.mask_decoder.register_forward_hook(lambda m, i, o: calls.append(o[0].shape[0]))
+    try:
+        seg = SamSegmenter(model=model, batch_prompts=True)
+        seg.set_image(images[0])
+        seg.predict_batch(*_random_prompts(np.random.default_rng(0), 7, 1, H, W))
+        seg = SamSegmenter(model=model, batch_prompts=False)
+        seg.set_image(images[0])
+        seg.predict_batch(*_random_prompts(np.random.default_rng(0), 3, 1, H, W))
+    finally:
+        handle.remove()
+    assert calls == [7, 1, 1, 1]
+
+
+def test_predict_batch_bad_input_names_the_prompt(model, images):
+    seg = SamSegmenter(model=model)
+    with pytest.raises(RuntimeError, match="set_image"):
+        seg.predict_batch(np.zeros((1, 1, 2)), np.ones((1, 1), np.int64))
+    seg.set_image(images[0])
+    with pytest.raises(ValueError, match=r"shape \(K, n, 2\)"):
+        seg.predict_batch(np.zeros((2, 2)), np.ones((2, 1), np.int64))
+    with pytest.raises(ValueError, match=r"\(K, n\) = \(2, 1\)"):
+        seg.predict_batch(np.zeros((2, 1, 2)), np.ones((2,), np.int64))
+    with pytest.raises(ValueError, match="prompt 1: .*no foreground point"):
+        seg.predict_batch(np.zeros((2, 1, 2)), np.array([[1], [0]]))
+    assert seg.predict_batch(np.zeros((0, 1, 2)), np.ones((0, 1), np.int64)) == []
+
+
+def test_precision_and_batching_options(model):
+    seg = SamSegmenter(model=model)
+    assert seg.encoder_dtype is None and seg.batch_prompts is False  # the CPU: fp32, one prompt per pass
+    with pytest.raises(ValueError, match="precision='fp16' needs CUDA"):
+        SamSegmenter(model=model, precision="fp16")
+    with pytest.raises(ValueError, match="precision must be"):
+        SamSegmenter(model=model, precision="half")
+    with pytest.raises(ValueError, match="batch_prompts must be"):
+        SamSegmenter(model=model, batch_prompts="yes")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_mixed_precision_encoder_masks_match_fp32_on_cuda(precision, images):
+    cuda_model = tiny_sam().cuda()
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("no bf16 on this GPU")
+    coords, labels = _random_prompts(np.random.default_rng(0), 32, 1, H, W)
+    masks = {}
+    for p in ("fp32", precision):
+        seg = SamSegmenter(model=cuda_model, precision=p)
+        seg.set_image(images[0])
+        masks[p] = np.stack([r.mask for r in seg.predict_batch(coords, labels)])
+    agree = (masks["fp32"] == masks[precision]).mean()
+    assert agree > 0.99, agree

@@ -318,3 +318,19 @@ def test_importing_camseg_segmenters_does_not_import_segment_anything():
     code = "import sys, camseg.segmenters; print('segment_anything' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["regiongrow", "floodfill"])
+def test_offline_predict_batch_is_a_loop_over_predict(name):
+    image = np.zeros((24, 32, 3), np.uint8)
+    image[4:14, 6:20] = (200, 30, 30)
+    image[16:22, 22:30] = (20, 200, 30)
+    seg = get_segmenter(name)
+    seg.set_image(image)
+    coords = np.array([[[10.0, 8.0], [25.0, 18.0]], [[25.0, 18.0], [2.0, 2.0]], [[2.0, 20.0], [10.0, 8.0]]])
+    labels = np.array([[1, 0], [1, 0], [1, 0]])
+    out = seg.predict_batch(coords, labels)
+    assert [r.mask.tolist() for r in out] == [seg.predict(c, lab).mask.tolist() for c, lab in zip(coords, labels)]
+    assert len({r.mask.tobytes() for r in out}) == 3  # three different answers
+    with pytest.raises(ValueError, match="prompt 0: point 0 .*outside the image"):
+        seg.predict_batch(np.array([[[40.0, 1.0]]]), np.array([[1]]))

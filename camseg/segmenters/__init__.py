@@ -12,9 +12,10 @@ Registry (:data:`SEGMENTERS`, :func:`get_segmenter`):
 name               backend
 =================  ========================================================
 ``"auto"``         SAM ``vit_b`` when its checkpoint is on this machine
-                   (argument, ``$CAMSEG_SAM_CHECKPOINT`` or the cache; no
-                   download is tried), else the default offline backend,
-                   with a warning
+                   (argument, ``$CAMSEG_SAM_CHECKPOINT`` or the cache) or
+                   can be downloaded (a HEAD request bounded to 3 s, see
+                   :func:`choose_backend`), else the default offline
+                   backend, with a warning that says why
 ``"sam"``          :class:`SamSegmenter` ``vit_b`` (downloads if needed)
 ``"sam-vit_b"``,   :class:`SamSegmenter` with that model type
 ``"sam-vit_l"``,
@@ -51,7 +52,8 @@ from camseg.segmenters.base import (
     validate_image,
     validate_prompt,
 )
-from camseg.segmenters.checkpoints import SAM_CHECKPOINTS, CheckpointError, find_checkpoint, sam_cache_dir
+from camseg.segmenters.checkpoints import CheckpointError
+from camseg.segmenters.choice import DEFAULT_OFFLINE, BackendChoice, choose_backend
 from camseg.segmenters.offline import (
     FloodFillSegmenter,
     GrabCutSegmenter,
@@ -63,6 +65,7 @@ from camseg.segmenters.sam import SamSegmenter
 __all__ = [
     "DEFAULT_OFFLINE",
     "SEGMENTERS",
+    "BackendChoice",
     "BaseSegmenter",
     "CheckpointError",
     "FloodFillSegmenter",
@@ -72,18 +75,15 @@ __all__ = [
     "RegionGrowSegmenter",
     "SamSegmenter",
     "SegmentResult",
+    "choose_backend",
     "get_segmenter",
     "validate_image",
     "validate_prompt",
 ]
 
-DEFAULT_OFFLINE = "regiongrow"
-"""The offline backend behind ``"offline"`` and the ``"auto"`` fallback, chosen for
-robustness on degraded images (see ``benchmarks/offline_backends.py``)."""
-
 SEGMENTERS: dict[str, Callable[..., PromptableSegmenter]] = {
     "sam": partial(SamSegmenter, "vit_b"),
-    **{f"sam-{t}": partial(SamSegmenter, t) for t in SAM_CHECKPOINTS},
+    **{f"sam-{t}": partial(SamSegmenter, t) for t in ("vit_b", "vit_l", "vit_h")},
     "offline": RegionGrowSegmenter,
     "regiongrow": RegionGrowSegmenter,
     "floodfill": FloodFillSegmenter,
@@ -99,9 +99,10 @@ def get_segmenter(name: str = "auto", **kwargs) -> PromptableSegmenter:
     Args:
         name: a key of :data:`SEGMENTERS`, or ``"auto"``: SAM ``vit_b`` when a
             checkpoint is available locally (``checkpoint=`` in ``kwargs``,
-            ``$CAMSEG_SAM_CHECKPOINT`` or the cache folder; nothing is
-            downloaded) or ``model=`` is given, else the default offline
-            backend (:data:`DEFAULT_OFFLINE`) with a :class:`UserWarning`.
+            ``$CAMSEG_SAM_CHECKPOINT`` or the cache folder) or can be
+            downloaded (bounded check, :func:`choose_backend`), or ``model=``
+            is given; else the default offline backend
+            (:data:`DEFAULT_OFFLINE`) with a :class:`UserWarning` saying why.
         **kwargs: passed to the backend's constructor. With ``"auto"`` they
             are SAM options and are not used by the offline fallback.
 
@@ -112,16 +113,11 @@ def get_segmenter(name: str = "auto", **kwargs) -> PromptableSegmenter:
         ValueError: unknown name (the message lists the names).
     """
     if name == "auto":
-        if kwargs.get("model") is not None or find_checkpoint("vit_b", kwargs.get("checkpoint")) is not None:
+        choice = choose_backend("auto", kwargs.get("checkpoint"), model=kwargs.get("model"),
+                                base_url=kwargs.get("base_url"))
+        if not choice.is_fallback:
             return SEGMENTERS["sam-vit_b"](**kwargs)
-        spec = SAM_CHECKPOINTS["vit_b"]
-        warnings.warn(
-            f"SAM weights ({spec.filename}) were not found (checkpoint argument, $CAMSEG_SAM_CHECKPOINT, "
-            f"or {sam_cache_dir() / spec.filename}); using the offline backend {DEFAULT_OFFLINE!r} instead. "
-            "Use get_segmenter('sam') to download them.",
-            UserWarning,
-            stacklevel=2,
-        )
+        warnings.warn(choice.reason, UserWarning, stacklevel=2)
         return SEGMENTERS[DEFAULT_OFFLINE]()
     try:
         factory = SEGMENTERS[name]

@@ -90,6 +90,11 @@ class PromptableSegmenter(Protocol):
                 foreground point, labels other than 0/1).
         """
 
+    def predict_batch(self, point_coords: np.ndarray, point_labels: np.ndarray) -> list[SegmentResult]:
+        """Segment the current image from K prompts at once: points (K, n, 2) in (x, y) order and
+        labels (K, n) int64; the k-th result equals ``predict(point_coords[k], point_labels[k])``.
+        Whether the K prompts are decoded in one pass is the backend's choice."""
+
 
 # --------------------------------------------------------------------------
 # Validation shared by all backends
@@ -270,6 +275,56 @@ class BaseSegmenter(ABC):
         if mask.shape != self._image_shape:  # a backend bug, not a user error
             raise RuntimeError(f"{self.name}: mask shape {mask.shape} != image shape {self._image_shape}")
         return SegmentResult(mask=mask, score=score if callable(score) else float(score), backend=self.name)
+
+    def predict_batch(self, point_coords: np.ndarray, point_labels: np.ndarray) -> list[SegmentResult]:
+        """Segment the current image from K prompts, each like one :meth:`predict` call.
+
+        Args:
+            point_coords: float (K, n, 2), K prompts of n points in **(x, y)** order.
+            point_labels: int64 (K, n), 1 = foreground, 0 = background; each
+                prompt needs a foreground point.
+
+        Returns:
+            K :class:`SegmentResult`, the k-th equal to ``predict(point_coords[k],
+            point_labels[k])``. This default loops over :meth:`predict`; a backend
+            that can decode many prompts in one pass (SAM on a GPU) overrides
+            :meth:`_predict_batch`.
+
+        Raises:
+            RuntimeError: :meth:`set_image` was not called.
+            ValueError: shapes other than (K, n, 2) and (K, n), or a malformed
+                prompt (the message names its index k).
+        """
+        if self._image_shape is None:
+            raise RuntimeError(f"{type(self).__name__}: call set_image(image) before predict_batch(...)")
+        coords = np.asarray(point_coords)
+        labels = np.asarray(point_labels)
+        if coords.ndim != 3 or coords.shape[-1] != 2:
+            raise ValueError(f"point_coords must have shape (K, n, 2) in (x, y) order, got {coords.shape}")
+        if labels.shape != coords.shape[:2]:
+            raise ValueError(f"point_labels must have shape (K, n) = {coords.shape[:2]} to match point_coords, "
+                             f"got {labels.shape}")
+        checked = []
+        for k in range(len(coords)):
+            try:
+                checked.append(validate_prompt(coords[k], labels[k], self._image_shape))
+            except ValueError as exc:
+                raise ValueError(f"prompt {k}: {exc}") from None
+        if not checked:
+            return []
+        out = self._predict_batch(np.stack([c for c, _ in checked]), np.stack([lab for _, lab in checked]))
+        results = []
+        for mask, score in out:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != self._image_shape:  # a backend bug, not a user error
+                raise RuntimeError(f"{self.name}: mask shape {mask.shape} != image shape {self._image_shape}")
+            results.append(SegmentResult(mask=mask, score=score if callable(score) else float(score),
+                                         backend=self.name))
+        return results
+
+    def _predict_batch(self, coords: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """K validated prompts, float64 (K, n, 2) and int64 (K, n) -> K (mask, score); default: a loop."""
+        return [self._predict(c, lab) for c, lab in zip(coords, labels, strict=True)]
 
     @abstractmethod
     def _set_image(self, image: np.ndarray) -> None:

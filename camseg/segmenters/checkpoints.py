@@ -45,6 +45,7 @@ from pathlib import Path
 from camseg.paths import atomic_path, cache_dir
 
 __all__ = [
+    "BASE_URL_ENV_VAR",
     "CHECKPOINT_ENV_VAR",
     "DEFAULT_BASE_URL",
     "SAM_CHECKPOINTS",
@@ -56,6 +57,9 @@ __all__ = [
     "sam_cache_dir",
     "verify_checkpoint",
 ]
+
+BASE_URL_ENV_VAR = "CAMSEG_SAM_BASE_URL"
+"""Environment variable naming a download location (a mirror) used instead of :data:`DEFAULT_BASE_URL`."""
 
 CHECKPOINT_ENV_VAR = "CAMSEG_SAM_CHECKPOINT"
 """Environment variable naming a SAM checkpoint file."""
@@ -87,8 +91,8 @@ class CheckpointSpec:
     md5: str = ""
 
     def url(self, base_url: str | None = None) -> str:
-        """Download URL: ``base_url`` (default :data:`DEFAULT_BASE_URL`) + file name."""
-        base = DEFAULT_BASE_URL if base_url is None else base_url
+        """Download URL: ``base_url`` (default ``$CAMSEG_SAM_BASE_URL``, else :data:`DEFAULT_BASE_URL`) + file name."""
+        base = base_url if base_url is not None else (os.environ.get(BASE_URL_ENV_VAR) or DEFAULT_BASE_URL)
         return base.rstrip("/") + "/" + self.filename
 
 

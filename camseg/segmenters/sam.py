@@ -46,7 +46,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from camseg.devices import autocast, autocast_dtype, resolve_device
 from camseg.paths import atomic_path
 from camseg.segmenters.base import BaseSegmenter, image_key, validate_image
 from camseg.segmenters.checkpoints import (
@@ -67,13 +69,6 @@ SAM_MODEL_TYPES = tuple(SAM_CHECKPOINTS)
 
 EMBEDDING_BYTES = 256 * 64 * 64 * 4
 """Bytes of one cached SAM image embedding (float32 (1, 256, 64, 64)): 4 MiB, for every model type."""
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, else the CPU; anything else as ``torch.device``."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load_sam(model_type: str, checkpoint: str | os.PathLike, device: str | torch.device = "auto") -> Sam:
@@ -239,6 +234,16 @@ class SamSegmenter(BaseSegmenter):
         model_id: names the model in the disk cache (default
             ``"<model_type>-<checkpoint file name>"``; required with ``model``
             and ``cache_dir``).
+        precision: the image encoder's arithmetic: ``"auto"`` (mixed
+            precision, bf16 where supported else fp16, on CUDA; fp32 on the
+            CPU), ``"fp32"``, ``"fp16"`` or ``"bf16"`` (the last two on CUDA
+            only). Embeddings are stored as float32 either way; the disk
+            cache keeps each precision apart.
+        batch_prompts: how :meth:`predict_batch` decodes K prompts: True (one
+            prompt-encoder/mask-decoder pass), False (K passes), ``"auto"``
+            (one pass on CUDA, K passes on the CPU, where batching was
+            measured slower: ``benchmarks/predict_batch.py``). Masks are the
+            same either way.
 
     Attributes:
         encoder_calls: image-encoder forward passes run so far.
@@ -266,6 +271,8 @@ class SamSegmenter(BaseSegmenter):
         progress: bool = True,
         name: str | None = None,
         model_id: str | None = None,
+        precision: str = "auto",
+        batch_prompts: bool | str = "auto",
     ) -> None:
         super().__init__()
         from segment_anything import SamPredictor
@@ -275,6 +282,10 @@ class SamSegmenter(BaseSegmenter):
             raise ValueError(f"multimask must be 'auto', True or False, got {multimask!r}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be 'auto', 'fp32', 'fp16' or 'bf16', got {precision!r}")
+        if batch_prompts not in ("auto", True, False):
+            raise ValueError(f"batch_prompts must be 'auto', True or False, got {batch_prompts!r}")
         self.multimask = multimask
         self.batch_size = int(batch_size)
         if model is not None:
@@ -296,7 +307,16 @@ class SamSegmenter(BaseSegmenter):
             self.name = name or f"sam-{model_type}"
             model_id = model_id or f"{model_type}-{path.name}"
         self.predictor = SamPredictor(self.model)
-        self.cache = EmbeddingCache(cache_size, cache_dir, model_id or "")
+        dev = self.device
+        if precision in ("fp16", "bf16") and dev.type != "cuda":
+            raise ValueError(f"precision={precision!r} needs CUDA; the model is on {dev}")
+        self.encoder_dtype: torch.dtype | None = (
+            autocast_dtype(dev) if precision == "auto" else
+            {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision])
+        self.batch_prompts = (dev.type == "cuda") if batch_prompts == "auto" else bool(batch_prompts)
+        suffix = "" if self.encoder_dtype is None else f"-{str(self.encoder_dtype).removeprefix('torch.')}"
+        self.cache = EmbeddingCache(cache_size, cache_dir, (model_id or "") + suffix)
+        self._resize: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self.encoder_calls = 0
         self.images_encoded = 0
 
@@ -380,7 +400,8 @@ class SamSegmenter(BaseSegmenter):
             x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
             sizes.append(((int(image.shape[0]), int(image.shape[1])), (int(x.shape[-2]), int(x.shape[-1]))))
             batch.append(self.model.preprocess(x))  # normalise, pad to a square
-        features = self.model.image_encoder(torch.cat(batch))
+        with autocast(self.device, enabled=self.encoder_dtype is not None, dtype=self.encoder_dtype):
+            features = self.model.image_encoder(torch.cat(batch))
         self.encoder_calls += 1
         self.images_encoded += len(images)
         return [ImageEmbedding(features[i:i + 1].float().cpu().clone(), original, inp)
@@ -398,7 +419,62 @@ class SamSegmenter(BaseSegmenter):
         p.is_image_set = True
 
     def _predict(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
-        multi = len(coords) == 1 if self.multimask == "auto" else bool(self.multimask)
-        masks, scores, _ = self.predictor.predict(point_coords=coords, point_labels=labels, multimask_output=multi)
-        best = int(np.argmax(scores))
-        return masks[best], float(scores[best])
+        masks, scores = self._decode(coords[None], labels[None])
+        return masks[0], float(scores[0])
+
+    def _predict_batch(self, coords: np.ndarray, labels: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        if not self.batch_prompts:
+            return super()._predict_batch(coords, labels)
+        masks, scores = self._decode(coords, labels)
+        return [(m, float(s)) for m, s in zip(masks, scores, strict=True)]
+
+    @torch.no_grad()
+    def _decode(self, coords: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One prompt-encoder/mask-decoder pass over K prompts of n points each.
+
+        Does what ``SamPredictor.predict`` does for each prompt (the best of 3
+        masks for a single point with ``multimask="auto"``), except that the
+        chosen low-resolution mask logits (256 x 256) are resized straight to
+        the image: SAM's two bilinear steps (up to the 1024 x 1024 input frame,
+        crop, down to (H, W)) are linear and separable, so they are applied as
+        one matrix per axis (:meth:`_resize_matrices`), without the 1024 x 1024
+        intermediate.
+
+        Args:
+            coords: float (K, n, 2) (x, y) in image pixels; labels: int64 (K, n).
+
+        Returns:
+            bool (K, H, W) masks and float (K,) predicted IoUs.
+        """
+        p, model = self.predictor, self.model
+        n = coords.shape[1]
+        multi = n == 1 if self.multimask == "auto" else bool(self.multimask)
+        pts = torch.as_tensor(p.transform.apply_coords(coords, p.original_size), dtype=torch.float,
+                              device=self.device)
+        labs = torch.as_tensor(labels, dtype=torch.int, device=self.device)
+        sparse, dense = model.prompt_encoder(points=(pts, labs), boxes=None, masks=None)
+        low, iou = model.mask_decoder(image_embeddings=p.features, image_pe=model.prompt_encoder.get_dense_pe(),
+                                      sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                      multimask_output=multi)
+        best = iou.argmax(1)
+        rows = torch.arange(len(best), device=best.device)
+        my, mx = self._resize_matrices(low.shape[-2:], p.input_size, p.original_size)
+        logits = my @ low[rows, best].float() @ mx.T  # (K, H, W)
+        masks = (logits > model.mask_threshold).cpu().numpy()
+        return masks, iou[rows, best].float().cpu().numpy()
+
+    def _resize_matrices(self, low_size, input_size, original_size) -> tuple[torch.Tensor, torch.Tensor]:
+        """(H, h) and (W, w) matrices equal to ``Sam.postprocess_masks`` on each axis: bilinear
+        up to the encoder's square input, crop to ``input_size``, bilinear down to ``original_size``."""
+        key = (tuple(low_size), tuple(input_size), tuple(original_size))
+        if key not in self._resize:
+            side = self.model.image_encoder.img_size
+
+            def axis(n_low: int, n_input: int, n_out: int) -> torch.Tensor:
+                eye = torch.eye(n_low, device=self.device)[None, :, :, None]  # channel c: unit impulse at c
+                up = F.interpolate(eye, (side, 1), mode="bilinear", align_corners=False)[:, :, :n_input]
+                down = F.interpolate(up, (n_out, 1), mode="bilinear", align_corners=False)
+                return down[0, :, :, 0].T.contiguous()  # (n_out, n_low)
+
+            self._resize[key] = (axis(key[0][0], key[1][0], key[2][0]), axis(key[0][1], key[1][1], key[2][1]))
+        return self._resize[key]

@@ -1,0 +1,733 @@
+"""The computed results behind the book and the PDF report, built once and cached.
+
+:func:`build_artifacts` makes (or loads, when already on disk) everything the
+chapters and the report show, under one work folder (default
+:func:`default_workdir`), and returns them as one typed, frozen
+:class:`Artifacts`::
+
+    WORKDIR/data/                          the shapes dataset (seed 0)        camseg.data.build_dataset
+    WORKDIR/classifier-<arch>.pt           the trained classifier             camseg.classifier.train_classifier
+    WORKDIR/eval/test-clean.json           every pipeline on the test split   camseg.evaluate.evaluate
+    WORKDIR/eval/test-degraded.json        the same on degraded test images
+    WORKDIR/eval/test-clean-masks.npz      predicted masks and points (for galleries)
+    WORKDIR/eval/cam-study.json            Grad-CAM vs Grad-CAM++, layer choice, CAM-only baseline
+
+Each derived artefact carries the :class:`ArtifactKey` it was made with: the
+**resolved** segmenter backend (never ``"auto"``), the device, the SHA-256 of
+the classifier checkpoint's content, the camseg version and the settings
+(seed, architecture, split size). It is reused only when the key matches, so
+a rebuild of an unchanged book is cheap and a changed input is never served
+stale. Every file is written atomically. One segmenter instance (one SAM
+model) serves every evaluation of a build.
+
+Settings come from the arguments, else from environment variables, so that
+``camseg build --segmenter X --device Y`` reaches the chapters (their
+``results()`` call runs in another process): ``$CAMSEG_WORKDIR``,
+``$CAMSEG_SEGMENTER``, ``$CAMSEG_DEVICE``, and for quick runs (tests, a
+Colab smoke run) ``$CAMSEG_SIZES`` (``"train=40,val=10,test=10"``),
+``$CAMSEG_EPOCHS`` and ``$CAMSEG_ARCH``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from camseg.paths import atomic_path
+from camseg.stages import StageLog
+
+__all__ = [
+    "CAM_STUDY_LAYERS", "ENV_VARS", "REPORT_EXAMPLE", "ArtifactKey", "Artifacts", "Backend", "CamStudy",
+    "CamStudyRow", "Evaluation", "GradcamExample", "PipelineScores", "Settings", "build_artifacts", "cam_study",
+    "camseg_version", "default_workdir", "file_sha256", "gradcam_example", "load_predictions", "make_segmenter",
+    "results", "run_evaluation",
+]
+
+CAM_STUDY_LAYERS: dict[str, tuple[str, ...]] = {
+    "efficientnet_lite0": ("backbone._blocks.5", "backbone._blocks.10", "backbone._blocks.15"),
+    "resnet18": ("backbone.layer2", "backbone.layer3", "backbone.layer4"),
+}
+"""Candidate Grad-CAM target layers compared in the CAM study, shallow to deep."""
+
+CAM_THRESHOLDS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+REPORT_EXAMPLE = 3
+"""Test image shown in the PDF report's Grad-CAM figure."""
+
+ENV_VARS = ("CAMSEG_WORKDIR", "CAMSEG_SEGMENTER", "CAMSEG_DEVICE", "CAMSEG_SIZES", "CAMSEG_EPOCHS", "CAMSEG_ARCH",
+            "CAMSEG_SEEDS", "CAMSEG_SUITE_SIZE")
+"""Environment variables :class:`Settings` reads (``camseg build`` sets the first three for the chapters)."""
+
+
+def default_workdir() -> Path:
+    """Where artefacts live: ``$CAMSEG_WORKDIR``; else ``artifacts/`` at the root of the
+    checkout the current folder is in (the folder holding ``_toc.yml`` or
+    ``pyproject.toml``, so a chapter executed in ``book/`` finds it); else ``./artifacts``."""
+    env = os.environ.get("CAMSEG_WORKDIR")
+    if env:
+        return Path(env)
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() or (folder / "pyproject.toml").is_file():
+            return folder / "artifacts"
+    return here / "artifacts"
+
+
+def camseg_version() -> str:
+    """The installed camseg version (``"unknown"`` when camseg is not installed, only on the path)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("camseg")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_bytes(path: Path, payload: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
+    return path
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _frozen(mapping: Mapping) -> Mapping:
+    return MappingProxyType(dict(mapping))
+
+
+# --------------------------------------------------------------------------
+# Settings and keys
+
+
+def _parse_sizes(text: str) -> dict[str, int]:
+    try:
+        sizes = {k.strip(): int(v) for k, v in (part.split("=") for part in text.split(",") if part.strip())}
+    except ValueError:
+        raise ValueError(f"$CAMSEG_SIZES must look like 'train=40,val=10,test=10', got {text!r}") from None
+    if not sizes or set(sizes) - {"train", "val", "test"} or any(v < 0 for v in sizes.values()):
+        raise ValueError(f"$CAMSEG_SIZES must map train/val/test to counts >= 0, got {text!r}")
+    return sizes
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the artefacts are built with.
+
+    Attributes:
+        seed: dataset and training seed.
+        arch: classifier architecture.
+        segmenter: the requested segmenter (``"auto"``, ``"sam"``, ``"regiongrow"``, ...).
+        device: the requested device (``"auto"``, ``"cpu"``, ``"cuda"``).
+        sizes: images per split as ``(("train", n), ("val", n), ("test", n))``
+            (default :data:`camseg.data.SPLITS`).
+        epochs: training epochs (None: the architecture's default).
+        seeds: classifier seeds (``seed``, ``seed + 1``, ...) evaluated on the
+            standard split and the shift suite (``$CAMSEG_SEEDS``, default 3).
+        suite_size: images per shift-suite set (``$CAMSEG_SUITE_SIZE``,
+            default :data:`camseg.suite.SUITE_SIZE`); 0 skips the seeds and the suite.
+    """
+
+    seed: int = 0
+    arch: str = "efficientnet_lite0"
+    segmenter: str = "auto"
+    device: str = "auto"
+    sizes: tuple[tuple[str, int], ...] = ()
+    epochs: int | None = None
+    seeds: int = 3
+    suite_size: int = 200
+
+    @classmethod
+    def from_env(cls, seed: int = 0, arch: str | None = None, segmenter: str | None = None,
+                 device: str | None = None) -> Settings:
+        """Arguments first, then ``$CAMSEG_ARCH``, ``$CAMSEG_SEGMENTER``, ``$CAMSEG_DEVICE``,
+        ``$CAMSEG_SIZES``, ``$CAMSEG_EPOCHS``, then the defaults."""
+        from camseg.classifier import DEFAULT_ARCH
+        from camseg.data import SPLITS
+
+        env = os.environ
+        sizes = _parse_sizes(env["CAMSEG_SIZES"]) if env.get("CAMSEG_SIZES") else dict(SPLITS)
+        epochs = env.get("CAMSEG_EPOCHS")
+        try:
+            epochs = int(epochs) if epochs else None
+        except ValueError:
+            raise ValueError(f"$CAMSEG_EPOCHS must be an integer, got {epochs!r}") from None
+        from camseg.suite import DEFAULT_SEEDS, SUITE_SIZE
+
+        try:
+            seeds = int(env.get("CAMSEG_SEEDS") or len(DEFAULT_SEEDS))
+            suite_size = int(env.get("CAMSEG_SUITE_SIZE") or SUITE_SIZE)
+        except ValueError:
+            raise ValueError("$CAMSEG_SEEDS and $CAMSEG_SUITE_SIZE must be integers") from None
+        return cls(seed=int(seed), arch=arch or env.get("CAMSEG_ARCH") or DEFAULT_ARCH,
+                   segmenter=segmenter or env.get("CAMSEG_SEGMENTER") or "auto",
+                   device=device or env.get("CAMSEG_DEVICE") or "auto",
+                   sizes=tuple((k, int(sizes[k])) for k in ("train", "val", "test") if k in sizes), epochs=epochs,
+                   seeds=seeds, suite_size=suite_size)
+
+
+@dataclass(frozen=True)
+class ArtifactKey:
+    """What a derived artefact was made with; it is reused only when all of it matches.
+
+    Attributes:
+        backend: the resolved segmenter (e.g. ``"sam-vit_b"``, ``"regiongrow"``), never ``"auto"``.
+        device: the resolved device (``"cpu"``, ``"cuda"``).
+        checkpoint_sha256: SHA-256 of the classifier checkpoint file.
+        camseg_version: camseg's version.
+        seed, arch, n_test: the settings the evaluation depends on.
+    """
+
+    backend: str
+    device: str
+    checkpoint_sha256: str
+    camseg_version: str
+    seed: int
+    arch: str
+    n_test: int
+
+    def as_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+# --------------------------------------------------------------------------
+# The typed result
+
+
+@dataclass(frozen=True)
+class PipelineScores:
+    """Scores of one pipeline (or point strategy) on a split; None where it has no such points
+    (e.g. ``bg_*`` for a pipeline without background points, ``iou`` for a strategy)."""
+
+    iou: float | None
+    fg_hit_rate: float | None
+    fg_distance: float | None
+    bg_hit_rate: float | None
+    bg_distance: float | None
+    seconds: float | None = None
+
+    @classmethod
+    def from_json(cls, m: Mapping) -> PipelineScores:
+        return cls(*(m.get(k) for k in ("iou", "fg_hit_rate", "fg_distance", "bg_hit_rate", "bg_distance",
+                                         "seconds")))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation (:func:`camseg.evaluate.evaluate`) of the test split.
+
+    Attributes:
+        degraded: True for the degraded images.
+        segmenter: backend used; device: device used.
+        n_images, classifier_accuracy: as named.
+        pipelines: pipeline name -> :class:`PipelineScores`.
+        strategies: point-strategy name -> :class:`PipelineScores`.
+        raw: the JSON result as written (read-only).
+    """
+
+    degraded: bool
+    segmenter: str
+    device: str
+    n_images: int
+    classifier_accuracy: float
+    pipelines: Mapping[str, PipelineScores]
+    strategies: Mapping[str, PipelineScores]
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, res: Mapping) -> Evaluation:
+        return cls(bool(res.get("degraded")), str(res["segmenter"]), str(res.get("device", "cpu")),
+                   int(res["n_images"]), float(res["classifier_accuracy"]),
+                   _frozen({k: PipelineScores.from_json(v) for k, v in res["pipelines"].items()}),
+                   _frozen({k: PipelineScores.from_json(v) for k, v in res.get("strategies", {}).items()}),
+                   _frozen(res))
+
+
+@dataclass(frozen=True)
+class CamStudyRow:
+    method: str
+    layers: tuple[str, ...]
+    default: bool
+    mass_inside: float
+    pointing_game: float
+
+
+@dataclass(frozen=True)
+class CamStudy:
+    """The CAM study (:func:`cam_study`): one row per method and layer choice, and the
+    CAM-only baselines (threshold -> mean IoU, thresholds as ``"0.2"``...)."""
+
+    rows: tuple[CamStudyRow, ...]
+    cam_only_iou: Mapping[str, float]
+    cam_slic_iou: Mapping[str, float]
+    n_images: int
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, s: Mapping) -> CamStudy:
+        rows = tuple(CamStudyRow(r["method"], tuple(r["layers"]), bool(r["default"]), float(r["mass_inside"]),
+                                 float(r["pointing_game"])) for r in s["rows"])
+        return cls(rows, _frozen(s.get("cam_only_iou") or {}), _frozen(s.get("cam_slic_iou") or {}),
+                   int(s["n_images"]), _frozen(s))
+
+    @property
+    def default_row(self) -> CamStudyRow | None:
+        return next((r for r in self.rows if r.default), None)
+
+
+@dataclass(frozen=True)
+class GradcamExample:
+    """Grad-CAM of one test image: image uint8 (H, W, 3), cam float32 (H, W) in [0, 1],
+    mask bool (H, W), label and predicted class names."""
+
+    image: np.ndarray = field(repr=False)
+    cam: np.ndarray = field(repr=False)
+    mask: np.ndarray = field(repr=False)
+    label: str
+    predicted: str
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The segmenter a build used: ``name`` (resolved), ``reason`` (why, for the reader),
+    ``requested`` (what was asked for)."""
+
+    name: str
+    reason: str
+    requested: str
+
+    @property
+    def is_fallback(self) -> bool:
+        """True when ``"auto"`` fell back to an offline backend."""
+        return self.requested == "auto" and not self.name.startswith("sam")
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Everything the chapters and the report show (see the module docstring).
+
+    Attributes:
+        workdir, data: the artefact folder and the dataset in it.
+        settings: what was asked for; key: what was used (resolved backend,
+            device, checkpoint hash, version).
+        test: the test :class:`~camseg.data.ShapesDataset`; images uint8
+            (N, H, W, 3), labels int64 (N,), masks bool (N, H, W) of it.
+        model, meta, checkpoint: the classifier (on :attr:`device`), its
+            metadata and file.
+        backend: :class:`Backend`; device: the resolved device name.
+        clean, degraded: the two :class:`Evaluation`.
+        predictions: the clean split's masks file (:func:`load_predictions`) or None.
+        cam_study: :class:`CamStudy`; gradcam_example: :class:`GradcamExample`
+            of test image :data:`REPORT_EXAMPLE`.
+        suite: :class:`camseg.suite.SuiteResults` (every seed on the standard
+            split and the shift suite), or None when ``settings.suite_size`` is 0.
+    """
+
+    workdir: Path
+    data: Path
+    settings: Settings
+    key: ArtifactKey
+    test: Any = field(repr=False)
+    images: np.ndarray = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    masks: np.ndarray = field(repr=False)
+    model: Any = field(repr=False)
+    meta: Mapping[str, Any] = field(repr=False)
+    checkpoint: Path = Path()
+    backend: Backend = Backend("?", "", "?")
+    device: str = "cpu"
+    clean: Evaluation | None = None
+    degraded: Evaluation | None = None
+    predictions: Path | None = None
+    cam_study: CamStudy | None = None
+    gradcam_example: GradcamExample | None = None
+    suite: Any = field(default=None, repr=False)
+
+    @property
+    def segmenter(self) -> str:
+        """The resolved backend's name."""
+        return self.backend.name
+
+    def as_dict(self) -> dict:
+        """The nested dict the chapters read before this module existed (``R["eval"]["clean"]...``);
+        kept while chapters move to the attributes."""
+        ex = self.gradcam_example
+        return {
+            "workdir": self.workdir, "data": self.data, "test": self.test,
+            "arrays": {"images": self.images, "labels": self.labels, "masks": self.masks},
+            "model": self.model, "meta": dict(self.meta), "checkpoint": self.checkpoint,
+            "segmenter": self.backend.name, "device": self.device,
+            "segmenter_note": self.backend.reason if self.backend.is_fallback else None,
+            "segmenter_reason": self.backend.reason,
+            "eval": {"clean": _thaw(self.clean.raw), "degraded": _thaw(self.degraded.raw)},
+            "predictions": self.predictions, "cam_study": _thaw(self.cam_study.raw),
+            "gradcam_example": {"image": ex.image, "cam": ex.cam, "mask": ex.mask, "label": ex.label,
+                                "predicted": ex.predicted},
+            "suite": self.suite,
+        }
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    return value
+
+
+# --------------------------------------------------------------------------
+# Building blocks, each cached on disk
+
+
+def make_segmenter(name: str = "auto", device: str = "auto") -> tuple[object, str]:
+    """The segmenter for ``name`` (``"auto"`` resolved by :func:`camseg.segmenters.choose_backend`)
+    on ``device``, and the reason it was chosen."""
+    from camseg.segmenters import choose_backend, get_segmenter
+
+    choice = choose_backend(name)
+    kwargs = {"device": device} if choice.name.startswith("sam") else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return get_segmenter(choice.name, **kwargs), choice.reason
+
+
+RECIPE = "wide"
+"""Training data of the book's classifiers: fresh shapes of :data:`camseg.profiles.WIDE` every
+epoch, selected on a wide validation set (:func:`camseg.profiles.wide_training`)."""
+
+
+def _classifier(data: Path, work: Path, settings: Settings, device, log) -> tuple[Path, object, dict]:
+    """The seed's classifier (:func:`camseg.suite.seed_checkpoints`: reused when trained with the
+    same seed, architecture, recipe, dataset and epochs), loaded on ``device``."""
+    from camseg.classifier import load_checkpoint
+    from camseg.suite import seed_checkpoints
+
+    ckpt = seed_checkpoints(data, work, settings.arch, [settings.seed], RECIPE, log, settings.epochs,
+                            device)[settings.seed]
+    model, meta = load_checkpoint(ckpt, device=device)
+    return ckpt, model, meta
+
+
+def _save_predictions(result: dict, path: Path) -> None:
+    arrays = {}
+    for name, masks in result["_masks"].items():
+        coords, labels = result["_points"][name]
+        arrays[f"masks_{name}"] = np.packbits(masks, axis=-1)
+        arrays[f"coords_{name}"] = coords.astype(np.float32)
+        arrays[f"labels_{name}"] = labels.astype(np.int8)
+    arrays["shape"] = np.asarray(next(iter(result["_masks"].values())).shape)
+    arrays["segmenter"] = np.asarray(result["segmenter"])
+    arrays["key"] = np.asarray(json.dumps(result.get("artifact_key"), sort_keys=True))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    _atomic_bytes(path, buf.getvalue())
+
+
+def load_predictions(path: str | os.PathLike) -> dict:
+    """Predicted masks and prompt points saved with the clean evaluation.
+
+    Returns:
+        ``{"segmenter": name, "pipelines": {name: {"masks": bool (N, H, W),
+        "point_coords": float32 (N, K, 2) (x, y), "point_labels": int (N, K)}}}``.
+    """
+    with np.load(path) as z:
+        shape = tuple(int(v) for v in z["shape"])
+        out = {"segmenter": str(z["segmenter"]), "pipelines": {}}
+        for key in z.files:
+            if key.startswith("masks_"):
+                name = key[len("masks_"):]
+                masks = np.unpackbits(z[key], axis=-1, count=shape[-1]).astype(bool)
+                out["pipelines"][name] = {"masks": masks, "point_coords": z[f"coords_{name}"],
+                                          "point_labels": z[f"labels_{name}"].astype(np.int64)}
+    return out
+
+
+def _current_evaluation(key: ArtifactKey, degraded: bool, eval_dir: Path,
+                        want_predictions: bool) -> tuple[dict, Path | None] | None:
+    """The cached evaluation (result, masks file or None) if it was made with ``key``, else None."""
+    tag = "degraded" if degraded else "clean"
+    json_path = eval_dir / f"test-{tag}.json"
+    npz_path = eval_dir / f"test-{tag}-masks.npz"
+    result = _read_json(json_path)
+    current = bool(result) and result.get("artifact_key") == key.as_json() and bool(result.get("degraded")) == degraded
+    have_npz = npz_path.is_file()
+    if have_npz:
+        try:
+            with np.load(npz_path) as z:
+                have_npz = json.loads(str(z["key"])) == key.as_json()
+        except (OSError, ValueError, KeyError):
+            have_npz = False
+    if current and (have_npz or not want_predictions):
+        return result, (npz_path if have_npz else None)
+    return None
+
+
+def run_evaluation(data: Path, ckpt: Path, key: ArtifactKey, degraded: bool, eval_dir: Path,
+                   threads: int | None = None, segmenter: object | None = None) -> None:
+    """Evaluate every pipeline on the test split and write ``test-<clean|degraded>.json`` and
+    the masks file, both from the same run, atomically, stamped with ``key``.
+
+    Args:
+        segmenter: the segmenter to use (one instance shared by a build's evaluations); None:
+            made here from ``key.backend`` (in a worker process).
+        threads: torch CPU threads (None: unchanged); a top-level function so that it can run
+            in a worker process.
+    """
+    import torch
+
+    from camseg.evaluate import evaluate, write_json
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    tag = "degraded" if degraded else "clean"
+    if segmenter is None:
+        segmenter, _ = make_segmenter(key.backend, key.device)
+    fresh = evaluate(data, ckpt, segmenter, split="test", degraded=degraded, progress=True, keep_masks=True,
+                     device=key.device)
+    fresh["artifact_key"] = key.as_json()
+    _save_predictions(fresh, eval_dir / f"test-{tag}-masks.npz")
+    write_json(fresh, eval_dir / f"test-{tag}.json")
+
+
+def _evaluations(data: Path, ckpt: Path, key: ArtifactKey, eval_dir: Path, want_predictions: bool, log,
+                 segmenter: Callable[[], object]) -> dict[str, tuple[dict, Path | None]]:
+    """Clean and degraded evaluations, cached. ``segmenter()`` gives the build's one segmenter
+    (made on first use). Computed in two processes at once when both are missing, the backend is
+    an offline one and there are two or more CPUs (their segmenter work is single-threaded
+    Python); SAM runs them in turn in this process, with one model."""
+    want = {False: want_predictions, True: False}
+    out = {d: _current_evaluation(key, d, eval_dir, want[d]) for d in (False, True)}
+    todo = [d for d, res in out.items() if res is None]
+    for d in todo:
+        log(f"evaluating the pipelines on the {'degraded' if d else 'clean'} test split "
+            f"(segmenter {key.backend} on {key.device}; minutes on a CPU)")
+    parallel = (len(todo) == 2 and not key.backend.startswith("sam") and key.device == "cpu"
+                and (os.cpu_count() or 1) >= 2)
+    if parallel:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, (os.cpu_count() or 2) // 2)
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            jobs = [pool.submit(run_evaluation, data, ckpt, key, d, eval_dir, threads) for d in todo]
+            for job in jobs:
+                job.result()  # re-raises a worker's error
+    else:
+        for d in todo:
+            run_evaluation(data, ckpt, key, d, eval_dir, segmenter=segmenter())
+    for d in todo:
+        out[d] = _current_evaluation(key, d, eval_dir, want[d])
+        if out[d] is None:
+            raise RuntimeError(f"the {'degraded' if d else 'clean'} evaluation in {eval_dir} was not written")
+    return {"degraded" if d else "clean": res for d, res in out.items()}
+
+
+def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_size: int = 50) -> dict:
+    """Grad-CAM vs Grad-CAM++ and the choice of target layer, measured on a split.
+
+    For each method and each layer of :data:`CAM_STUDY_LAYERS` (and the mean of
+    the two deepest), the CAM of the top class is scored by the mean fraction
+    of its mass inside the ground-truth mask and by the pointing game (its
+    maximum inside the mask). The default configuration (Grad-CAM, the
+    architecture's default layer) is also turned into masks by thresholds
+    alone, the CAM-only baseline, scored by mean IoU. Runs on the model's device.
+
+    Args:
+        model: the classifier, in eval mode.
+        arch: its architecture name (picks the layers).
+        images: uint8 (N, H, W, 3); masks: bool (N, H, W).
+
+    Returns:
+        JSON-able ``{"rows": [{"method", "layers", "default", "mass_inside",
+        "pointing_game"}], "cam_only_iou": {threshold: mean IoU}, "cam_slic_iou":
+        {threshold: mean IoU of the SLIC-refined CAM}, "n_images"}``.
+    """
+    from camseg.analysis import cam_mass_inside, pointing_game, slic_masks, slic_superpixels, threshold_masks
+    from camseg.cam import GradCAM, GradCAMPlusPlus
+    from camseg.classifier import ARCHITECTURES
+    from camseg.data import normalize
+    from camseg.metrics import iou_per_image
+
+    names = CAM_STUDY_LAYERS.get(arch) or ARCHITECTURES[arch].target_layers
+    layers = [model.get_submodule(n) for n in names]
+    default = tuple(ARCHITECTURES[arch].target_layers)
+    configs = [(n,) for n in names] + [tuple(names[-2:])]
+    if default not in configs:
+        configs.append(default)
+    rows = []
+    cam_only = cam_slic = None
+    for method_name, method in (("Grad-CAM", GradCAM), ("Grad-CAM++", GradCAMPlusPlus)):
+        cam = method(model, layers)
+        per_layer = []
+        for start in range(0, len(images), batch_size):
+            out = cam.compute(normalize(images[start:start + batch_size]))
+            per_layer.append(out.layer_maps)
+        per_layer = np.concatenate(per_layer, axis=1)  # (L, N, H, W)
+        for config in configs:
+            if not set(config) <= set(names):  # a default layer outside the candidates
+                maps = method(model, [model.get_submodule(n) for n in config])
+                cams = np.concatenate([maps(normalize(images[s:s + batch_size]))
+                                       for s in range(0, len(images), batch_size)])
+            else:
+                cams = per_layer[[names.index(n) for n in config]].mean(0)
+            rows.append({"method": method_name, "layers": list(config),
+                         "default": method_name == "Grad-CAM" and config == default,
+                         "mass_inside": float(cam_mass_inside(cams, masks).mean()),
+                         "pointing_game": float(pointing_game(cams, masks).mean())})
+            if rows[-1]["default"]:
+                cam_only = {f"{t:.1f}": float(iou_per_image(threshold_masks(cams, t), masks).mean())
+                            for t in CAM_THRESHOLDS}
+                superpixels = slic_superpixels(images)
+                cam_slic = {f"{t:.1f}": float(iou_per_image(slic_masks(None, cams, t, superpixels=superpixels),
+                                                            masks).mean())
+                            for t in CAM_THRESHOLDS}
+    return {"rows": rows, "cam_only_iou": cam_only, "cam_slic_iou": cam_slic, "n_images": int(len(images))}
+
+
+def gradcam_example(model, arch: str, image: np.ndarray, mask: np.ndarray, label: int) -> GradcamExample:
+    """Grad-CAM of one image (uint8 (H, W, 3)) for its top class with the default layers."""
+    from camseg.cam import GradCAM
+    from camseg.classifier import default_target_layers
+    from camseg.data import CLASSES, normalize
+
+    out = GradCAM(model, default_target_layers(model, arch)).compute(normalize(image[None]))
+    return GradcamExample(image, out.maps[0], mask, CLASSES[int(label)], CLASSES[int(out.targets[0])])
+
+
+# --------------------------------------------------------------------------
+# The entry point
+
+_MEMO: dict[tuple, Artifacts] = {}
+_SEGMENTERS: dict[tuple[str, str], object] = {}
+
+
+def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str | None = None,
+                    segmenter: str | None = None, device: str | None = None, predictions: bool = True,
+                    log: Callable[[str], None] | None = None, stages: StageLog | None = None) -> Artifacts:
+    """Build or load every artefact the book and the report show.
+
+    Args:
+        workdir: artefact folder (default :func:`default_workdir`).
+        seed: dataset and training seed.
+        arch: classifier architecture (default ``$CAMSEG_ARCH`` or
+            :data:`camseg.classifier.DEFAULT_ARCH`).
+        segmenter: segmenter name (default ``$CAMSEG_SEGMENTER`` or ``"auto"``,
+            resolved by :func:`camseg.segmenters.choose_backend`).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` (default ``$CAMSEG_DEVICE`` or ``"auto"``).
+        predictions: also make sure the clean test split's predicted masks
+            are on disk (needed for galleries).
+        log: called with a line whenever something is computed, and once
+            with the backend and why (default: print).
+        stages: a :class:`~camseg.stages.StageLog` to record each step's wall
+            time and peak memory in (dataset, classifier, evaluations, CAM study).
+
+    Returns:
+        :class:`Artifacts`. Within one process the result is memoised on the
+        folder, the settings and the **resolved** backend and device, so
+        calling it again is free.
+    """
+    from camseg.data import ShapesDataset, build_dataset, read_manifest
+    from camseg.devices import device_name
+    from camseg.segmenters import choose_backend
+
+    settings = Settings.from_env(seed, arch, segmenter, device)
+    work = Path(workdir) if workdir is not None else default_workdir()
+    dev = device_name(settings.device)
+    choice = choose_backend(settings.segmenter)
+    memo_key = (str(work.resolve()), settings, choice.name, dev, predictions)
+    if memo_key in _MEMO:
+        return _MEMO[memo_key]
+    log = log or print
+    stages = stages if stages is not None else StageLog(echo=None)
+    log(f"segmenter: {choice.name} ({choice.reason}); device: {dev}")
+    said: list[str] = []
+
+    def note(line: str) -> None:  # a stage that logs something computed it
+        said.append(line)
+        log(line)
+
+    @contextmanager
+    def stage(name: str):
+        said.clear()
+        with stages.stage(name) as row:
+            yield
+            row["note"] = "computed" if said else "cached"
+
+    data = work / "data"
+    with stage("dataset"):
+        if read_manifest(data) is None:
+            note(f"building the dataset into {data}")
+        build_dataset(data, seed=settings.seed, sizes=dict(settings.sizes), progress=False)  # at once when built
+    with stage("classifier"):
+        ckpt, model, meta = _classifier(data, work, settings, dev, note)
+    test = ShapesDataset(data, "test")
+    images, labels, masks = test.arrays(progress=False)
+    key = ArtifactKey(choice.name, dev, file_sha256(ckpt), camseg_version(), settings.seed, settings.arch, len(test))
+
+    def shared_segmenter() -> object:  # one instance (one SAM model) per backend and device in this process
+        seg_key = (choice.name, dev)
+        if seg_key not in _SEGMENTERS:
+            _SEGMENTERS[seg_key] = make_segmenter(choice.name, dev)[0]
+        return _SEGMENTERS[seg_key]
+
+    eval_dir = work / "eval"
+    with stage("evaluations (clean and degraded)"):
+        both = _evaluations(data, ckpt, key, eval_dir, predictions, note, shared_segmenter)
+    study_path = eval_dir / "cam-study.json"
+    with stage("CAM study"):
+        study = _read_json(study_path)
+        stamp = {**key.as_json(), "backend": None}  # the study does not depend on the segmenter
+        if not (study and study.get("artifact_key") == stamp and "cam_slic_iou" in study):
+            note("measuring Grad-CAM and Grad-CAM++ per target layer on the test split")
+            study = {**cam_study(model, settings.arch, images, masks), "checkpoint": ckpt.name,
+                     "arch": settings.arch, "device": dev, "artifact_key": stamp}
+            _atomic_bytes(study_path, (json.dumps(study, indent=2) + "\n").encode())
+    suite = None
+    if settings.seeds > 0 and settings.suite_size > 0:
+        from camseg.suite import seed_checkpoints, shift_datasets, suite_results, write_summary
+
+        with stage(f"seeds and shift suite ({settings.seeds} seeds, {settings.suite_size} images a set)"):
+            ckpts = seed_checkpoints(data, work, settings.arch, [settings.seed + k for k in range(settings.seeds)],
+                                     RECIPE, note, settings.epochs, dev)
+            shift = shift_datasets(work, settings.seed, settings.suite_size, log=note)
+            suite = suite_results(work, data, ckpts, choice.name, shift, note, device=dev)
+            write_summary(suite, eval_dir / "seeds" / "summary.json")
+    ex = min(REPORT_EXAMPLE, len(test) - 1)
+    out = Artifacts(
+        workdir=work, data=data, settings=settings, key=key, test=test, images=images, labels=labels, masks=masks,
+        model=model, meta=_frozen(meta), checkpoint=ckpt, backend=Backend(choice.name, choice.reason, choice.requested),
+        device=dev, clean=Evaluation.from_json(both["clean"][0]), degraded=Evaluation.from_json(both["degraded"][0]),
+        predictions=both["clean"][1], cam_study=CamStudy.from_json(study),
+        gradcam_example=gradcam_example(model, settings.arch, images[ex], masks[ex], labels[ex]), suite=suite,
+    )
+    _MEMO[memo_key] = out
+    return out
+
+
+def results(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str | None = None,
+            segmenter: str | None = None, predictions: bool = True, log=None, stages: StageLog | None = None,
+            device: str | None = None) -> dict:
+    """:func:`build_artifacts` as the nested dict of :meth:`Artifacts.as_dict` (what the chapters
+    read today; they move to :class:`Artifacts`)."""
+    return build_artifacts(workdir, seed, arch, segmenter, device, predictions, log, stages).as_dict()
