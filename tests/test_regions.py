@@ -9,7 +9,7 @@ from torch import nn
 
 from camseg.modes import eval_mode
 from camseg.regions import (
-    LinearScore, Proposal, RegionEvidence, Regions, SimilarityScore, best_region, fit_linear_score,
+    FEATURES, LinearScore, Proposal, RegionEvidence, Regions, SimilarityScore, best_region, fit_linear_score,
 )
 from camseg.robustness import by_bins, failure_causes, mean_sd, seed_table
 
@@ -131,3 +131,26 @@ def test_failure_causes_label_prompt_ignores_the_classifier():
     assert failure_causes(rec, "p", explain="top")["classifier"] == 2
     counts = failure_causes(rec, "p", explain="label")
     assert counts["region choice"] == 1 and counts["CAM"] == 1 and counts["classifier"] == 0
+
+
+def test_compare_and_collect_on_a_known_image(redness_model):
+    """The red square is what the redness classifier needs: classifier scorers pick it, its
+    regions are labelled hits, and the features come out for every kept region."""
+    from camseg.data import normalize
+    from camseg.prompts import PromptContext
+    from camseg.regionfit import collect_features, compare_scorers
+    from camseg.regions import DeletionScore, KeepScore
+    from camseg.segmenters import get_segmenter
+    from conftest import red_and_blue_image
+
+    image, red = red_and_blue_image()
+    cam = np.zeros((1, 48, 64), np.float32)
+    cam[0, 5:45, 4:58] = 1.0
+    ctx = PromptContext(image[None], normalize(image[None]), cam, np.zeros(1, np.int64), classifier=redness_model,
+                        segmenter=get_segmenter("regiongrow"))
+    hits = compare_scorers([ctx], red[None], [KeepScore(), DeletionScore()])
+    assert hits == {"keep": 1.0, "deletion": 1.0}
+    feats, labels = collect_features([ctx], red[None], top=4)
+    assert len(feats) == 1 and set(feats[0]) == set(FEATURES) and labels[0].any()
+    k = int(np.argmax(labels[0]))
+    assert feats[0]["keep"][k] == max(feats[0]["keep"])
