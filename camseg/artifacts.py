@@ -711,7 +711,9 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
             ckpts = seed_checkpoints(data, work, settings.arch, [settings.seed + k for k in range(settings.seeds)],
                                      RECIPE, note, settings.epochs, dev)
             shift = shift_datasets(work, settings.seed, settings.suite_size, log=note)
-            suite = suite_results(work, data, ckpts, choice.name, shift, note, device=dev)
+            clean = both["clean"][0]  # seed's clean test split is already evaluated: shared, not redone
+            known = {("standard", settings.seed): clean} if "per_image" in clean else {}
+            suite = suite_results(work, data, ckpts, choice.name, shift, note, device=dev, known=known)
             write_summary(suite, eval_dir / "seeds" / "summary.json")
     ex = min(REPORT_EXAMPLE, len(test) - 1)
     out = Artifacts(
