@@ -298,6 +298,6 @@ def by_condition(frames: Mapping[str, object], backend: str | None = None) -> Fi
         ax.set_ylim(0, 1.05)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(loc="lower left", fontsize=8)
+    axes[0].legend(loc="upper left", fontsize=8)
     fig.suptitle("foreground + background pipeline by condition" + _suffix(backend))
     return fig
