@@ -51,7 +51,7 @@ __all__ = [
     "CAM_STUDY_LAYERS", "ENV_VARS", "REPORT_EXAMPLE", "ArtifactKey", "Artifacts", "Backend", "CamStudy",
     "CamStudyRow", "Evaluation", "GradcamExample", "PipelineScores", "Settings", "build_artifacts", "cam_study",
     "camseg_version", "default_workdir", "file_sha256", "gradcam_example", "load_predictions", "make_segmenter",
-    "results", "run_evaluation",
+    "results", "run_evaluation", "shared_segmenter",
 ]
 
 CAM_STUDY_LAYERS: dict[str, tuple[str, ...]] = {
@@ -164,7 +164,9 @@ class Settings:
     def from_env(cls, seed: int = 0, arch: str | None = None, segmenter: str | None = None,
                  device: str | None = None) -> Settings:
         """Arguments first, then ``$CAMSEG_ARCH``, ``$CAMSEG_SEGMENTER``, ``$CAMSEG_DEVICE``,
-        ``$CAMSEG_SIZES``, ``$CAMSEG_EPOCHS``, then the defaults."""
+        ``$CAMSEG_SIZES``, ``$CAMSEG_EPOCHS``, then the defaults. ``segmenter="auto"`` and
+        ``device="auto"`` give way to the environment variable (``camseg build`` sets it to what
+        it resolved, so a chapter's ``SEGMENTER = "auto"`` uses the build's backend)."""
         from camseg.classifier import DEFAULT_ARCH
         from camseg.data import SPLITS
 
@@ -183,8 +185,9 @@ class Settings:
         except ValueError:
             raise ValueError("$CAMSEG_SEEDS and $CAMSEG_SUITE_SIZE must be integers") from None
         return cls(seed=int(seed), arch=arch or env.get("CAMSEG_ARCH") or DEFAULT_ARCH,
-                   segmenter=segmenter or env.get("CAMSEG_SEGMENTER") or "auto",
-                   device=device or env.get("CAMSEG_DEVICE") or "auto",
+                   segmenter=(segmenter if segmenter not in (None, "auto") else env.get("CAMSEG_SEGMENTER"))
+                   or "auto",
+                   device=(device if device not in (None, "auto") else env.get("CAMSEG_DEVICE")) or "auto",
                    sizes=tuple((k, int(sizes[k])) for k in ("train", "val", "test") if k in sizes), epochs=epochs,
                    seeds=seeds, suite_size=suite_size)
 
@@ -622,6 +625,16 @@ _MEMO: dict[tuple, Artifacts] = {}
 _SEGMENTERS: dict[tuple[str, str], object] = {}
 
 
+def shared_segmenter(name: str, device: str = "cpu") -> object:
+    """The one segmenter instance (one SAM model, one embedding cache) of backend ``name``
+    (resolved, e.g. ``Artifacts.backend.name``) on ``device`` in this process; made on first use.
+    The evaluations of a build use it, and so should chapters instead of ``get_segmenter``."""
+    key = (name, device)
+    if key not in _SEGMENTERS:
+        _SEGMENTERS[key] = make_segmenter(name, device)[0]
+    return _SEGMENTERS[key]
+
+
 def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str | None = None,
                     segmenter: str | None = None, device: str | None = None, predictions: bool = True,
                     log: Callable[[str], None] | None = None, stages: StageLog | None = None) -> Artifacts:
@@ -685,15 +698,9 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
     images, labels, masks = test.arrays(progress=False)
     key = ArtifactKey(choice.name, dev, file_sha256(ckpt), camseg_version(), settings.seed, settings.arch, len(test))
 
-    def shared_segmenter() -> object:  # one instance (one SAM model) per backend and device in this process
-        seg_key = (choice.name, dev)
-        if seg_key not in _SEGMENTERS:
-            _SEGMENTERS[seg_key] = make_segmenter(choice.name, dev)[0]
-        return _SEGMENTERS[seg_key]
-
     eval_dir = work / "eval"
     with stage("evaluations (clean and degraded)"):
-        both = _evaluations(data, ckpt, key, eval_dir, predictions, note, shared_segmenter)
+        both = _evaluations(data, ckpt, key, eval_dir, predictions, note, lambda: shared_segmenter(choice.name, dev))
     study_path = eval_dir / "cam-study.json"
     with stage("CAM study"):
         study = _read_json(study_path)

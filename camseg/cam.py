@@ -24,9 +24,12 @@ Cost: one forward and one backward per batch. The forward runs without
 autograd up to the first target layer, and gradients are taken with
 :func:`torch.autograd.grad` with respect to the target activations only, so
 no parameter gradient is computed, nothing is written to ``.grad`` and the
-backward stops at the earliest target layer. The model's train/eval mode
-and ``requires_grad`` flags are never changed (call ``model.eval()``
-yourself). Hooks are removed when the call ends, also when it raises.
+backward stops at the earliest target layer. A model in train mode is
+explained in eval mode, with a warning (batch-norm statistics would change
+and each map would depend on the rest of the batch); each module's own
+train/eval flag is restored afterwards, and ``requires_grad`` flags are never
+changed. Float64 input is cast to the model's dtype; a call inside
+``torch.inference_mode()`` works. Hooks are removed when the call ends, also when it raises.
 
 Only built-ins, torch, torchvision, numpy, scipy, cv2, PIL, tqdm and
 matplotlib may be imported here (SPEC section 3).
@@ -44,7 +47,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +90,26 @@ def rescale_maps(maps: torch.Tensor, rel_tol: float = 1e-6) -> torch.Tensor:
     scale = torch.maximum(hi.abs(), lo.abs())
     ok = span > rel_tol * scale
     return torch.where(ok, (maps - lo) / torch.where(ok, span, torch.ones_like(span)), torch.zeros_like(maps))
+
+
+# camseg.modes.eval_mode and in_train_mode, repeated here: SPEC section 3 lets this module import
+# only built-ins, torch, torchvision, numpy, scipy, cv2, PIL, tqdm and matplotlib.
+def in_train_mode(model: nn.Module) -> list[str]:
+    """Names of the batch-norm and dropout submodules of ``model`` in train mode."""
+    return [name for name, m in model.named_modules()
+            if m.training and isinstance(m, (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd))]
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode for the block; each module's own ``training`` flag restored afterwards."""
+    flags = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in flags:
+            module.training = training
 
 
 class _ActivationHooks:
@@ -212,32 +237,78 @@ class BaseCAM:
             raise ValueError("image contains NaN or infinite values")
 
     @staticmethod
-    def _check_targets(targets: Iterable[int], batch: int) -> torch.Tensor:
+    def _check_targets(targets: object, batch: int) -> torch.Tensor:
         if isinstance(targets, (str, bytes)):
-            raise ValueError(f"targets must be class indices, got {targets!r}")
-        values = list(np.asarray(targets).reshape(-1)) if isinstance(targets, (np.ndarray, torch.Tensor)) else list(targets)
+            raise ValueError(f"targets must be class indices, got {targets!r}; class names are resolved by "
+                             "camseg.pipelines.resolve_targets (a pipeline's targets= takes names)")
+        one = isinstance(targets, (int, float, np.integer, np.floating)) or (
+            isinstance(targets, (np.ndarray, torch.Tensor)) and targets.ndim == 0)
+        if one:  # one class for the whole batch
+            values = [targets.item() if isinstance(targets, (np.ndarray, torch.Tensor)) else targets] * batch
+        elif isinstance(targets, (np.ndarray, torch.Tensor)):
+            values = list(np.asarray(targets.detach().cpu() if isinstance(targets, torch.Tensor) else targets)
+                          .reshape(-1))
+        else:
+            try:
+                values = list(targets)
+            except TypeError:
+                raise ValueError(f"targets must be one class index or one per image, got {type(targets).__name__}") \
+                    from None
         if len(values) != batch:
             raise ValueError(f"targets must give one class index per image: expected {batch}, got {len(values)}")
+        out = []
         for v in values:
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) and not (
-                isinstance(v, torch.Tensor) and v.numel() == 1 and not v.is_floating_point()
-            ):
+            if isinstance(v, torch.Tensor) and v.numel() == 1:
+                v = v.item()
+            elif isinstance(v, np.ndarray) and v.size == 1:
+                v = v.item()
+            if isinstance(v, (bool, np.bool_)):
                 raise ValueError(f"targets must be integers, got {v!r} ({type(v).__name__})")
-        return torch.as_tensor([int(v) for v in values], dtype=torch.int64)
+            if isinstance(v, (float, np.floating)) and float(v).is_integer():
+                v = int(v)  # 3.0 names class 3; 0.5 names none
+            if not isinstance(v, (int, np.integer)):
+                raise ValueError(f"targets must be integers, got {v!r} ({type(v).__name__})")
+            out.append(int(v))
+        return torch.as_tensor(out, dtype=torch.int64)
 
-    def compute(self, image: torch.Tensor, targets: Iterable[int] | None = None) -> CAMOutput:
+    def compute(self, image: torch.Tensor, targets: Iterable[int] | int | None = None) -> CAMOutput:
         """Like :meth:`__call__`, also returning per-layer maps, targets and logits."""
-        self._check_image(image)
-        batch, _, height, width = image.shape
-        target_idx = None if targets is None else self._check_targets(targets, batch)
+        with torch.inference_mode(False):  # see below
+            self._check_image(image)
+            batch, _, height, width = image.shape
+            target_idx = None if targets is None else self._check_targets(targets, batch)
+        training = in_train_mode(self.model)
+        if training:
+            warnings.warn(
+                f"the model is in train mode ({len(training)} batch-norm/dropout layers, e.g. "
+                f"{training[0] or type(self.model).__name__!r}): the CAM is computed in eval mode, so running "
+                "statistics are not updated and each map depends on its image alone; every module's mode is "
+                "restored afterwards. Call model.eval() to silence this.", UserWarning, stacklevel=3)
+        # Works inside torch.inference_mode() too: autograd is re-enabled for this call, and the
+        # input (an inference tensor there) is copied into a normal one.
+        with torch.inference_mode(False), eval_mode(self.model):
+            return self._compute(image.clone() if image.is_inference() else image, target_idx, batch, height,
+                                 width)
+
+    def _compute(self, image: torch.Tensor, target_idx: torch.Tensor | None, batch: int, height: int,
+                 width: int) -> CAMOutput:
         try:
-            device = next(self.model.parameters()).device
-            image = image.to(device)
+            param = next(self.model.parameters())
+            image = image.to(device=param.device, dtype=param.dtype if param.is_floating_point() else image.dtype)
         except StopIteration:
             pass
         with _ActivationHooks(self.target_layers) as hooks:
             with torch.no_grad():
-                logits = self.model(image)
+                try:
+                    logits = self.model(image)
+                except RuntimeError as exc:
+                    text = str(exc)
+                    if any(k in text for k in ("Kernel size can't be greater", "Output size is too small",
+                                               "smaller than kernel", "should be larger than", "padding")):
+                        raise ValueError(f"the images ({height} x {width}, H x W) are too small for this model: "
+                                         f"{text.splitlines()[0]}; give larger images (camseg segment resizes to "
+                                         "the classifier's input size)") from exc
+                    raise
                 if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != batch:
                     raise ValueError(
                         f"the model must return logits (B, num_classes) = ({batch}, C), got "

@@ -9,6 +9,17 @@ The generator needs CIFAR-10 photos as backgrounds. Two sources give them:
   :class:`torchvision.datasets.CIFAR10`, downloaded where the internet is
   reachable.
 
+Both hold the same photos in a different order, so images are indexed the
+same way in both: **by class, then by index within the class in the order of
+the official batches** (index ``i`` is the ``i``-th image of this order:
+all airplanes first, in batch order, then all automobiles, ...). The copy's
+conversion script walked torchvision's ``CIFAR10`` in order and numbered each
+class's images as it met them, so ``{class}/{NNNN}.jpg`` is image ``NNNN``
+of its class (:data:`TAR_NAME_OFFSET`); the batches are put in this order by
+a stable sort on their labels. Both sources then give the same dataset for a
+seed, differing only by the copy's JPEG compression.
+:func:`match_name_offset` checks the offset where both sources are present.
+
 :func:`resolve_cifar10` picks one: an explicit path, then the environment
 variable ``CAMSEG_CIFAR10``, then the usual offline locations, then batches
 already downloaded into the cache, then a download. When none works it raises
@@ -35,13 +46,23 @@ torchvision CIFAR-10 root (one holding ``cifar-10-batches-py``)."""
 
 _BATCHES = "cifar-10-batches-py"
 
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+"""CIFAR-10's classes in the order of its labels 0..9 (the copy's folder names)."""
+
+TAR_NAME_OFFSET = 0
+"""``NNNN`` in the copy's names minus the image's index within its class in the official batches.
+The copy holds ``0000``..``0999`` (test) and ``0000``..``4999`` (train) for every class, exactly
+the class's image count, and its script numbered the images in batch order, so the only
+order-preserving match is offset 0 (the stored script counts from 1; the names were evidently
+shifted to count from 0). :func:`match_name_offset` measures it where the batches can be had."""
+
 
 class Cifar10NotFoundError(FileNotFoundError):
     """No CIFAR-10 source could be found or downloaded."""
 
 
 class Cifar10Source(Protocol):
-    """Indexable CIFAR-10 images of one split (train or test)."""
+    """Indexable CIFAR-10 images of one split (train or test), in (class, index within class) order."""
 
     name: str
 
@@ -49,14 +70,16 @@ class Cifar10Source(Protocol):
         """Number of images in the train (50000) or test (10000) split."""
 
     def load(self, train: bool, indices: np.ndarray) -> np.ndarray:
-        """Images at ``indices`` as a uint8 array (N, 32, 32, 3), RGB."""
+        """Images at ``indices`` (positions in the (class, index within class) order) as a uint8
+        array (N, 32, 32, 3), RGB."""
 
 
 class TarSource:
     """CIFAR-10 as JPEGs inside ``train.tar`` and ``test.tar``.
 
-    Images are indexed in the sorted order of their member names, so an index
-    means the same image on every machine.
+    Images are indexed by (class in :data:`CLASS_NAMES` order, number in the
+    name), the order of :class:`TorchvisionSource`, so an index means the same
+    photo in both sources.
 
     Args:
         folder: directory holding ``train.tar`` and ``test.tar``.
@@ -97,8 +120,8 @@ class TarSource:
         if train not in self._names:
             split = "train" if train else "test"
             with tarfile.open(self.folder / f"{split}.tar") as tar:
-                names = sorted(m.name for m in tar.getmembers() if m.isfile() and m.name.endswith(".jpg"))
-            self._names[train] = names
+                names = [m.name for m in tar.getmembers() if m.isfile() and m.name.endswith(".jpg")]
+            self._names[train] = sorted(names, key=_class_order_key)
         return self._names[train]
 
     def count(self, train: bool) -> int:
@@ -116,29 +139,79 @@ class TarSource:
         return out
 
 
+def _class_order_key(name: str) -> tuple[int, int, str]:
+    """(class index, number) of ``{split}/{class}/{NNNN}.jpg``; unknown layouts sort last by name."""
+    parts = name.split("/")
+    try:
+        return CLASS_NAMES.index(parts[-2]), int(Path(parts[-1]).stem) - TAR_NAME_OFFSET, name
+    except (ValueError, IndexError):
+        return len(CLASS_NAMES), 0, name
+
+
 class TorchvisionSource:
-    """The official CIFAR-10 batches via :class:`torchvision.datasets.CIFAR10`.
+    """The official CIFAR-10 batches via :class:`torchvision.datasets.CIFAR10`, in (class, index
+    within class) order: a stable sort of the batches by label.
 
     Args:
         root: torchvision root (the folder that holds ``cifar-10-batches-py``).
         download: download the batches if they are missing.
+        arrays: instead of ``root``, the batches themselves: ``{True: (data, targets), False: ...}``
+            with data uint8 (N, 32, 32, 3) and targets int (N,) in the official order (tests).
     """
 
     name = "torchvision"
 
-    def __init__(self, root: str | os.PathLike, download: bool = False) -> None:
-        from torchvision.datasets import CIFAR10
+    def __init__(self, root: str | os.PathLike | None = None, download: bool = False,
+                 arrays: dict[bool, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+        if arrays is None:
+            from torchvision.datasets import CIFAR10
 
-        self.root = Path(root)
-        self._data = {
-            train: CIFAR10(str(self.root), train=train, download=download).data for train in (True, False)
-        }
+            self.root = Path(root)
+            sets = {train: CIFAR10(str(self.root), train=train, download=download) for train in (True, False)}
+            arrays = {train: (ds.data, np.asarray(ds.targets)) for train, ds in sets.items()}
+        self._data = {train: np.asarray(data) for train, (data, _) in arrays.items()}
+        self._labels = {train: np.asarray(targets, dtype=np.int64) for train, (_, targets) in arrays.items()}
+        self._order = {train: np.argsort(labels, kind="stable") for train, labels in self._labels.items()}
 
     def count(self, train: bool) -> int:
         return len(self._data[train])
 
     def load(self, train: bool, indices: np.ndarray) -> np.ndarray:
-        return self._data[train][np.asarray(indices, dtype=np.int64)]
+        return self._data[train][self._order[train][np.asarray(indices, dtype=np.int64)]]
+
+
+def match_name_offset(tar: TarSource, batches: TorchvisionSource, n: int = 50,
+                      offsets: tuple[int, ...] = (-1, 0, 1)) -> dict[int, float]:
+    """Check :data:`TAR_NAME_OFFSET` where both sources are present.
+
+    For the first ``n`` test images of each class, compares the copy's image
+    named ``NNNN`` with the batches' image number ``NNNN - offset`` of that class.
+
+    Returns:
+        offset -> mean absolute pixel difference (0..255) over the compared
+        pairs; the true offset's is a few grey levels (JPEG), the others' tens.
+    """
+    names = tar._members(False)
+    counts = np.bincount(np.sort(_batch_labels(batches, False)), minlength=len(CLASS_NAMES))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out = {}
+    for offset in offsets:
+        diffs = []
+        for c in range(len(CLASS_NAMES)):
+            mine = [(k, name) for k, name in enumerate(names) if _class_order_key(name)[0] == c][:n]
+            for k, name in mine:
+                j = int(Path(name).stem) - offset
+                if not 0 <= j < counts[c]:
+                    continue
+                a = tar.load(False, np.array([k]))[0].astype(np.int16)
+                b = batches.load(False, np.array([starts[c] + j]))[0].astype(np.int16)
+                diffs.append(float(np.abs(a - b).mean()))
+        out[offset] = float(np.mean(diffs)) if diffs else float("nan")
+    return out
+
+
+def _batch_labels(batches: TorchvisionSource, train: bool) -> np.ndarray:
+    return batches._labels[train]
 
 
 def _from_path(path: Path) -> Cifar10Source:

@@ -396,6 +396,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "auto"
             truncated, another format) or its weights do not fit its architecture.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"classifier checkpoint {path} is a folder, not a checkpoint file (e.g. {path}/classifier.pt)")
     if not path.is_file():
         raise FileNotFoundError(f"classifier checkpoint {path} does not exist; train one with `camseg train`")
     try:

@@ -12,22 +12,65 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, RuntimeError)
+"""Errors printed as one line with exit status 2 (SPEC section 8); ``--debug`` shows the traceback.
+RuntimeError covers camseg's CheckpointError (a missing or corrupt SAM checkpoint)."""
+
+
+def int_range(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``lo..hi`` (``hi`` None: no upper bound)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"expected an integer {'>= ' + str(lo) if hi is None else f'in {lo}..{hi}'}"
+                                             f", got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_range(lo: float, hi: float | None = None, lo_open: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number ``> lo`` (``lo_open``) or ``>= lo``, and ``<= hi``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        low_ok = value > lo if lo_open else value >= lo
+        if not math.isfinite(value) or not low_ok or (hi is not None and value > hi):
+            want = f"{'>' if lo_open else '>='} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
+            raise argparse.ArgumentTypeError(f"expected a finite number {want}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
 
 
 def _cmd_data_build(args: argparse.Namespace) -> int:
-    from camseg.data import build_dataset
+    from camseg.data import MANIFEST, build_dataset
+    from camseg.io import check_output_folder
 
+    check_output_folder(args.out, "--out")
     t0 = time.perf_counter()
     sizes = {"train": args.train, "val": args.val, "test": args.test}
     if args.profile != "standard":  # a shift-suite test set: the test split only
         sizes = {"test": args.test}
     path = build_dataset(args.out, seed=args.seed, cifar10=args.cifar10, sizes=sizes, overwrite=args.overwrite,
                          profile=args.profile)
-    print(f"dataset ready at {path} ({sum(sizes.values())} images, seed {args.seed}) "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(f"dataset ready at {path} ({sum(sizes.values())} images, seed {args.seed}; verified against its "
+          f"{MANIFEST}) in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -35,7 +78,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from camseg.classifier import train_classifier
+    from camseg.io import check_output_file
 
+    check_output_file(args.out, "--out")  # before minutes of training
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -55,10 +100,41 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from camseg.report import results, write_report
+def missing_results(workdir, arch: str | None = None) -> list[str]:
+    """The cached artefacts ``camseg report`` needs that are not in ``workdir`` (relative paths)."""
+    from pathlib import Path
 
-    res = results(args.workdir, seed=args.seed, segmenter=args.segmenter, device=args.device)
+    from camseg.classifier import DEFAULT_ARCH
+
+    work = Path(workdir)
+    need = ["data/dataset.json", f"classifier-{arch or DEFAULT_ARCH}.pt", "eval/test-clean.json",
+            "eval/test-clean-masks.npz", "eval/test-degraded.json", "eval/cam-study.json"]
+    return [rel for rel in need if not (work / rel).is_file()]
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from camseg.io import check_output_file
+    from camseg.report import default_workdir, results, write_report
+
+    check_output_file(args.out, "--out", suffixes=(".pdf",))
+    work = Path(args.workdir) if args.workdir is not None else default_workdir()
+    log = print
+    if not args.build:
+        how = (f"build them with `camseg build --workdir {work} --no-book` (minutes on a CPU), "
+               "or pass --build to let `camseg report` compute them")
+        missing = missing_results(work)
+        if missing:
+            raise FileNotFoundError(f"no cached results in {work} (missing {', '.join(missing)}): {how}")
+
+        def log(line: str) -> None:  # results() logs before it computes anything: stop there
+            if line.startswith("segmenter: "):  # which backend and why: information, not work
+                print(line, file=sys.stderr)
+                return
+            raise FileNotFoundError(f"the cached results in {work} do not fit these settings ({line}): {how}")
+
+    res = results(work, seed=args.seed, segmenter=args.segmenter, device=args.device, log=log)
     print(f"wrote {write_report(res, args.out)} (segmenter {res['segmenter']}, device {res['device']})")
     return 0
 
@@ -75,9 +151,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from camseg.artifacts import build_artifacts
+    from camseg.io import check_output_file
     from camseg.report import write_report
     from camseg.stages import StageLog
 
+    check_output_file(args.report, "--report", suffixes=(".pdf",))
     root = Path(args.book)
     if not (root / "_config.yml").is_file():
         raise FileNotFoundError(f"{root / '_config.yml'} not found: run `camseg build` from the repository root "
@@ -130,9 +208,11 @@ def _make_segmenter(name: str, device: str) -> object:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from camseg.evaluate import evaluate, format_table, write_json
-
     from camseg.devices import device_name
+    from camseg.io import check_output_file
 
+    if args.json:
+        check_output_file(args.json, "--json", suffixes=(".json",))
     device = device_name(args.device)
     segmenter = _make_segmenter(args.segmenter, device)
     result = evaluate(args.data, args.checkpoint, segmenter, split=args.split, degraded=args.degraded,
@@ -144,34 +224,48 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
-    import numpy as np
-    from PIL import Image
-
     from camseg.classifier import default_target_layers, load_checkpoint
-    from camseg.data import CLASSES, normalize
-    from camseg.pipelines import BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline
-
-    try:
-        with Image.open(args.image) as im:
-            image = np.array(im.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read image {args.image}: {exc}") from exc
+    from camseg.data import CLASSES, IMAGE_SIZE
+    from camseg.io import LOSSLESS_MASK_FORMATS, check_output_file, load_image, save_mask
+    from camseg.segment import segment_image
     from camseg.devices import device_name
 
+    out = check_output_file(args.out, "--out", suffixes=tuple(LOSSLESS_MASK_FORMATS), inputs=[args.image])
+    loaded = load_image(args.image)
     device = device_name(args.device)
     model, meta = load_checkpoint(args.checkpoint, device=device)
-    kinds = {"center": BasicSamPipeline, "foreground": ForegroundPointsPipeline,
-             "foreground_background": ForegroundBackgroundPipeline}
-    segmenter = _make_segmenter(args.segmenter, device)
-    pipe = kinds[args.pipeline](model, segmenter, default_target_layers(model, meta["arch"]))
-    out = pipe.run(normalize(image[None]), targets=args.target)
-    mask = out.masks[0].numpy()
-    Image.fromarray(mask.astype(np.uint8) * 255).save(args.out)
-    coords, labels = out.prompts.for_image(0)
-    points = ", ".join(f"({x:.0f}, {y:.0f}){'+' if lab == 1 else '-'}" for (x, y), lab in zip(coords, labels))
-    print(f"{args.out}: {int(mask.sum())} pixels of class {CLASSES[int(out.targets[0])]!r}, "
-          f"points (x, y) {points}, segmenter {out.backend}, device {device}")
+    classes = tuple(meta.get("classes") or CLASSES)
+    target = args.target
+    if target is not None and target not in classes:
+        raise ValueError(f"--target: unknown class name {target!r} for {args.checkpoint}; expected one of "
+                         f"{', '.join(classes)}")
+    res = segment_image(loaded.rgb, model, default_target_layers(model, meta["arch"]), _make_segmenter(args.segmenter, device),
+                        pipeline=args.pipeline, target=target, classifier_size=meta.get("input_size", IMAGE_SIZE),
+                        classes=classes)
+    save_mask(res.mask, out)
+    for note in ((f"{args.image}: {loaded.note}",) if loaded.note else ()) + res.notes:
+        print(f"note: {note}")
+    name = classes[res.target]
+    print(f"class {name!r} (p = {res.probability:.2f}"
+          + (f"; the classifier's top class is {classes[res.top_class]!r}, p = {res.top_probability:.2f}"
+             if res.target != res.top_class else "") + ")")
+    if res.unsure:
+        print(f"camseg: warning: the classifier is unsure: {classes[res.top_class]!r} p = {res.top_probability:.2f}, "
+              f"{classes[res.runner_up]!r} p = {res.runner_up_probability:.2f}; the mask may show the wrong object "
+              "(check it, or name the class with --target)", file=sys.stderr)
+    points = ", ".join(f"({x:.0f}, {y:.0f}){'+' if lab == 1 else '-'}"
+                       for (x, y), lab in zip(res.point_coords, res.point_labels, strict=True))
+    w, h = res.image_size
+    print(f"{out}: {int(res.mask.sum())} of {w} x {h} pixels segmented as {name!r}, points (x, y) {points}, "
+          f"segmenter {res.backend}, device {device}")
     return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (SPEC section 8), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,19 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
     device_opt = {"default": "auto", "choices": DEVICE_CHOICES,
                   "help": "auto (CUDA when available, else the CPU), cpu or cuda"}
 
-    parser = argparse.ArgumentParser(prog="camseg", description="Segmentation without user input: Grad-CAM -> SAM.")
+    parser = _Parser(prog="camseg", description="Segmentation without user input: Grad-CAM -> SAM.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="dataset commands").add_subparsers(dest="data_command", required=True)
     b = data.add_parser("build", help="generate the synthetic shapes dataset (SPEC section 1)")
     b.add_argument("--out", required=True, help="destination folder")
-    b.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    b.add_argument("--seed", type=int_range(0), default=0, help="random seed >= 0 (default 0)")
     b.add_argument("--cifar10", default=None,
                    help="folder with train.tar/test.tar or a torchvision CIFAR-10 root (default: autodetect, "
                         "then $CAMSEG_CIFAR10, then download)")
     for split, n in SPLITS.items():
-        b.add_argument(f"--{split}", type=int, default=n, help=f"images in the {split} split (default {n})")
-    b.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+        b.add_argument(f"--{split}", type=int_range(0), default=n, help=f"images in the {split} split (default {n})")
+    b.add_argument("--overwrite", action="store_true",
+                   help="replace a camseg dataset built otherwise (never another folder, unless it is empty)")
     from camseg.profiles import SHIFT_PROFILES
 
     b.add_argument("--profile", default="standard", choices=["standard", *SHIFT_PROFILES],
@@ -206,13 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="dataset folder")
     t.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES), help=f"default {DEFAULT_ARCH}")
     t.add_argument("--out", required=True, help="checkpoint file to write")
-    t.add_argument("--epochs", type=int, default=None, help="default: the architecture's")
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--input-scale", type=float, default=None, help="input upsampling factor (default: the arch's)")
+    t.add_argument("--epochs", type=int_range(1), default=None, help="default: the architecture's")
+    t.add_argument("--batch-size", type=int_range(1), default=64)
+    t.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=1e-3)
+    t.add_argument("--seed", type=int_range(0), default=0)
+    t.add_argument("--input-scale", type=float_range(0.25, 8), default=None,
+                   help="input upsampling factor, 0.25..8 (default: the arch's)")
     t.add_argument("--no-pretrained", action="store_true", help="random initialisation")
-    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--threads", type=int_range(0, 1024), default=0, help="torch CPU threads (default 0: torch's choice)")
     t.add_argument("--recipe", default="standard", choices=["standard", "wide"],
                    help="standard: the dataset's train split; wide: fresh shapes of camseg.profiles.WIDE every "
                         "epoch, selected on a wide validation set (default standard)")
@@ -227,17 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "sam-vit_l, sam-vit_h, offline, regiongrow, floodfill, grabcut, randomwalker")
     e.add_argument("--json", default=None, help="write the results to this JSON file")
     e.add_argument("--degraded", action="store_true", help="JPEG quality 90 + mild noise first")
-    e.add_argument("--limit", type=int, default=None, help="only the first N images")
+    e.add_argument("--limit", type=int_range(1), default=None, help="only the first N images (N >= 1)")
     e.add_argument("--explain", default="top", choices=["top", "label"],
                    help="top: the CAM explains the classifier's top class (default); label: the image's labelled "
                         "class (a class-name prompt per image)")
-    e.add_argument("--batch-size", type=int, default=50)
+    e.add_argument("--batch-size", type=int_range(1), default=50)
     e.add_argument("--device", **device_opt)
     e.set_defaults(func=_cmd_evaluate)
 
     g = sub.add_parser("segment", help="segment one image with no user input")
-    g.add_argument("image", help="an RGB image file")
-    g.add_argument("--out", required=True, help="mask PNG to write (255 = object)")
+    g.add_argument("image", help="an image file of any size and mode (greyscale, 16-bit, palette, alpha: see camseg.io)")
+    g.add_argument("--out", required=True, help="mask to write, 255 = object, at the image's size (.png, .bmp, .tif)")
     g.add_argument("--target", default=None, help="class name to segment (default: the top class)")
     g.add_argument("--checkpoint", default="artifacts/classifier-efficientnet_lite0.pt")
     g.add_argument("--segmenter", default="auto")
@@ -249,15 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="the 1-2 page PDF report (WeasyPrint) from the cached results")
     r.add_argument("--workdir", default=None, help="where artefacts are cached (default $CAMSEG_WORKDIR, else ./artifacts)")
     r.add_argument("--out", default="_build/report.pdf")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int_range(0), default=0)
     r.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found or can be downloaded, "
                    "else offline")
     r.add_argument("--device", **device_opt)
+    r.add_argument("--build", action="store_true",
+                   help="compute missing or out-of-date results (dataset, training, evaluations: minutes) "
+                        "instead of stopping with an error")
     r.set_defaults(func=_cmd_report)
 
     m = sub.add_parser("build", help="the main job: dataset, classifier, evaluations (cached), book, report")
     m.add_argument("--workdir", default=None, help="where artefacts are cached (default $CAMSEG_WORKDIR, else ./artifacts)")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=int_range(0), default=0)
     m.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found or can be downloaded, "
                    "else offline; the chapters use the same")
     m.add_argument("--device", **device_opt)
@@ -270,17 +369,57 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--suite-size", type=int, default=None,
                    help="images per shift-suite set (default $CAMSEG_SUITE_SIZE or 200; 0 skips seeds and suite)")
     m.set_defaults(func=_cmd_build)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    _add_debug(sub)
     return parser
 
 
+def _add_debug(sub: argparse._SubParsersAction) -> None:
+    """``--debug`` after any subcommand too (``camseg segment ... --debug``)."""
+    for p in sub.choices.values():
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error")
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_debug(action)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in text:
+        text += f": {exc.filename}"
+    return text
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"camseg: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. Exit status 0 done, 2 a usage or input error (one line on stderr, the
+    traceback only with ``--debug``), 130 interrupted."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    debug = bool(getattr(args, "debug", False))
+    previous = warnings.showwarning
+    if not debug:
+        warnings.showwarning = _show_warning
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"camseg: error: {exc}", file=sys.stderr)
+    except KNOWN_ERRORS as exc:
+        if debug:
+            raise
+        print(f"camseg: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("camseg: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":

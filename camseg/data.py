@@ -16,22 +16,30 @@ written this way.
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import io
 import json
 import math
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from PIL import Image, ImageDraw, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from camseg.cifar import Cifar10Source, resolve_cifar10
+from camseg.paths import apply_umask, current_umask, owner_is_gone, owner_tag
 
 CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star", "diamond")
 """Class names in index order."""
@@ -219,8 +227,142 @@ def generate_split(
     return images, masks, labels.astype(np.int64)
 
 
-def _write_png(path: Path, array: np.ndarray) -> None:
-    Image.fromarray(array).save(path, format="PNG", optimize=False, compress_level=6)
+def _png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+SETTINGS_KEYS: tuple[str, ...] = ("seed", "sizes", "image_size", "classes")
+"""Manifest keys that say how a dataset was built; with the background order and the CIFAR-10
+source (when one is asked for), equal settings give the same dataset."""
+
+KINDS: dict[str, str] = {"images": ".png", "masks": ".png", "labels": ".txt"}
+"""Sub-folders of a dataset and the suffix of their files."""
+
+
+def lock_path(out: str | os.PathLike) -> Path:
+    """The lock file that guards building ``out``: ``.<name>.lock`` beside it."""
+    out = Path(out)
+    return out.parent / f".{out.name}.lock"
+
+
+class _FolderDigest:
+    """Count, bytes and SHA-256 of one folder's files, fed in sorted name order."""
+
+    def __init__(self) -> None:
+        self.count, self.bytes, self._h = 0, 0, hashlib.sha256()
+
+    def add(self, name: str, data: bytes) -> None:
+        self.count += 1
+        self.bytes += len(data)
+        self._h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+
+    def as_dict(self) -> dict:
+        return {"count": self.count, "bytes": self.bytes, "sha256": self._h.hexdigest()}
+
+
+def verify_dataset(root: str | os.PathLike, full: bool | None = None) -> dict:
+    """Check a built dataset against its manifest.
+
+    Every split of the manifest must hold exactly the files ``00000`` ..
+    ``n-1`` in ``images/``, ``masks/`` and ``labels/``; a format-2 manifest
+    also records each folder's total size and a SHA-256 over names and
+    contents: the sizes are always checked, the contents with ``full``.
+
+    Args:
+        root: the dataset folder.
+        full: True: hash every file (seconds for the default 5000 images on a
+            busy machine); False: names and sizes only; None (default): hash
+            the folders holding a file modified after the manifest was
+            written (a build writes the manifest last, so an untouched
+            dataset is checked by names and sizes, an edited one by content).
+
+    Returns:
+        The manifest.
+
+    Raises:
+        DatasetError: no readable manifest, or what differs (missing, extra,
+            changed files), naming the folder.
+    """
+    root = Path(root)
+    manifest = read_manifest(root)
+    if manifest is None or not isinstance(manifest.get("sizes"), dict):
+        raise DatasetError(f"{root} has no readable {MANIFEST}: not a complete camseg dataset")
+    written = (root / MANIFEST).stat().st_mtime
+    recorded = manifest.get("files") or {}
+    for split, n in manifest["sizes"].items():
+        for kind, suffix in KINDS.items():
+            folder = root / kind / split
+            want = {f"{i:05d}{suffix}" for i in range(int(n))}
+            try:
+                entries = {e.name: e for e in os.scandir(folder)}
+            except FileNotFoundError:
+                entries = {}
+                if n:
+                    raise DatasetError(f"{folder} is missing; {MANIFEST} lists {n} files there") from None
+            have = set(entries)
+            if have != want:
+                missing, extra = sorted(want - have), sorted(have - want)
+                raise DatasetError(
+                    f"{folder} holds {len(have & want)} of the {n} files {MANIFEST} lists"
+                    + (f"; missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}" if missing else "")
+                    + (f"; unexpected {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}" if extra else "")
+                )
+            rec = recorded.get(f"{kind}/{split}")
+            if rec is None:
+                continue
+            names = sorted(want)
+            stats = [entries[name].stat() for name in names]
+            size = sum(st.st_size for st in stats)
+            if size != rec["bytes"]:
+                raise DatasetError(f"{folder} holds {size} bytes, {MANIFEST} records {rec['bytes']}: files changed")
+            if full or (full is None and any(st.st_mtime > written for st in stats)):
+                digest = _FolderDigest()
+                for name in names:
+                    digest.add(name, (folder / name).read_bytes())
+                if digest.as_dict()["sha256"] != rec["sha256"]:
+                    raise DatasetError(f"the contents of {folder} differ from what {MANIFEST} records: files changed")
+    return manifest
+
+
+def _remove_dead_leftovers(out: Path) -> None:
+    """Remove ``.<name>.partial-*`` / ``.<name>.old-*`` folders whose owner process is gone.
+
+    Called with the build lock held, so no other camseg build of ``out`` is
+    running; a folder without an owner tag (an older camseg) is removed only
+    once it is stale (:func:`camseg.paths.owner_is_gone`)."""
+    now = time.time()
+    for pattern in (f".{glob.escape(out.name)}.partial-*", f".{glob.escape(out.name)}.old-*"):
+        for left in out.parent.glob(pattern):
+            try:
+                age = now - left.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if owner_is_gone(left.name, age):
+                shutil.rmtree(left, ignore_errors=True)
+
+
+@contextmanager
+def _build_lock(out: Path, timeout: float | None, log: Callable[[str], None]) -> Iterator[None]:
+    lock = FileLock(lock_path(out), mode=0o666 & ~current_umask())
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"another process is building {out} (lock {lock.lock_file}); waiting for it to finish")
+        try:
+            lock.acquire(timeout=-1 if timeout is None else timeout)
+        except Timeout:
+            raise TimeoutError(f"another process is still building {out} after {timeout:g} s "
+                               f"(lock {lock.lock_file}); try again later") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def build_dataset(
@@ -230,14 +372,28 @@ def build_dataset(
     sizes: Mapping[str, int] = SPLITS,
     overwrite: bool = False,
     progress: bool = True,
+    lock_timeout: float | None = None,
+    log: Callable[[str], None] | None = None,
     profile: str = "standard",
 ) -> Path:
     """Generate the shapes dataset and write it to ``out`` atomically.
 
     Everything is written into a temporary sibling folder which is renamed to
-    ``out`` only when complete, so an interrupted build never leaves a folder
-    that would load. The same seed, sizes and CIFAR-10 source give
-    byte-identical files.
+    ``out`` only when complete and verified, so an interrupted build never
+    leaves a folder that would load. The same seed, sizes and CIFAR-10 source
+    give byte-identical files; the two CIFAR-10 sources give the same photos
+    (:mod:`camseg.cifar`), differing only by the copy's JPEG compression. The
+    manifest records the source. An existing dataset built with the same
+    settings is verified and returned before any CIFAR-10 source is looked for.
+
+    Concurrent builds of one ``out`` cannot corrupt each other: a build holds a
+    lock (``.<name>.lock`` beside ``out``, the ``filelock`` package) from the
+    check to the publication; a second build waits for it and then finds the
+    finished dataset. Temporary folders are removed only when their owner
+    process is gone. The manifest (``dataset.json``) records each folder's file
+    count, size and content digest; the result is verified against it
+    (:func:`verify_dataset`) before this returns, and an existing dataset is
+    verified before it is reused (one that fails is rebuilt).
 
     Args:
         out: destination folder (SPEC section 1 layout).
@@ -245,75 +401,138 @@ def build_dataset(
         cifar10: a path (see :func:`camseg.cifar.resolve_cifar10`), a source,
             or None to autodetect.
         sizes: images per split, e.g. ``{"train": 3500, "val": 1000, "test": 500}``.
-        overwrite: replace an existing ``out``; otherwise an existing complete
-            dataset built with the same settings is kept and returned.
-        progress: show a progress bar.
+        overwrite: replace an existing camseg dataset built otherwise. Only a
+            folder with a camseg manifest, or an empty folder, is ever replaced.
+        progress: show a progress bar (and, with ``log`` None, messages on stderr).
+        lock_timeout: seconds to wait for another build of ``out`` (None: as long as it takes).
+        log: called with a line when something noteworthy happens (waiting for
+            a lock, rebuilding a dataset that failed verification).
         profile: ``"standard"`` (the published dataset) or a named
             distribution of :mod:`camseg.profiles`: ``"wide"`` or a shift-suite
             profile (``"plain"``, ``"small"``, ``"lowcontrast"``, ``"border"``,
             ``"jpeg95"``, ``"jpeg75"``, ``"jpeg50"``, ``"noise"``,
             ``"distractor"``), usually with ``sizes={"test": n}``: test
-            backgrounds always come from CIFAR-10's test images.
+            backgrounds always come from CIFAR-10's test images. The manifest
+            records it (only when not standard).
 
     Returns:
         The path of the dataset.
 
     Raises:
-        FileExistsError: ``out`` exists, was built otherwise (or is not a
-            camseg dataset), and ``overwrite`` is False.
+        FileExistsError: ``out`` is a file, a folder that is not a camseg
+            dataset and not empty (never replaced), or a dataset built with
+            other settings and ``overwrite`` is False.
+        DatasetError: the dataset written fails verification.
+        TimeoutError: another build held the lock for ``lock_timeout`` seconds.
     """
     out = Path(out)
     sizes = dict(sizes)
     for split, n in sizes.items():
-        if split not in ("train", "val", "test") or not isinstance(n, int) or n < 0:
+        if split not in ("train", "val", "test") or not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"sizes must map 'train'/'val'/'test' to counts >= 0, got {sizes!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    log = log if log is not None else (_stderr if progress else (lambda line: None))
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a dataset folder; choose another destination")
     if profile != "standard":
         from camseg.profiles import profile as get_profile
 
         get_profile(profile)  # a ValueError naming the profiles
-    source = cifar10 if (cifar10 is not None and not isinstance(cifar10, (str, os.PathLike))) else resolve_cifar10(cifar10)
-    manifest = {"format": 1, "seed": seed, "sizes": sizes, "image_size": list(IMAGE_SIZE),
-                "classes": list(CLASSES), "cifar10_source": source.name}
-    if profile != "standard":
-        manifest["profile"] = profile
-    if out.exists():
-        existing = read_manifest(out)
-        if not overwrite:
-            if existing == manifest:
-                return out
-            raise FileExistsError(
-                f"{out} exists and was not built with these settings (seed={seed}, sizes={sizes}); "
-                "pass overwrite=True (--overwrite) to replace it"
-            )
+    settings = {"seed": int(seed), "sizes": sizes, "image_size": list(IMAGE_SIZE), "classes": list(CLASSES)}
+    wanted_source = _source_name(cifar10)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by a killed build
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        total = sum(sizes.values())
-        with tqdm(total=total, desc=f"building {out.name}", unit="img", disable=not progress) as bar:
-            for split, n in sizes.items():
-                images, masks, labels = generate_split(source, split, n, seed, sizes=sizes, profile=profile)
-                for sub in ("images", "masks", "labels"):
-                    (tmp / sub / split).mkdir(parents=True)
-                for i in range(n):
-                    stem = f"{i:05d}"
-                    _write_png(tmp / "images" / split / f"{stem}.png", images[i])
-                    _write_png(tmp / "masks" / split / f"{stem}.png", masks[i].astype(np.uint8) * 255)
-                    (tmp / "labels" / split / f"{stem}.txt").write_text(CLASSES[labels[i]] + "\n")
-                    bar.update(1)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    with _build_lock(out, lock_timeout, log):
+        _remove_dead_leftovers(out)
         if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, trash / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            if not out.is_dir():
+                raise FileExistsError(f"{out} is a file, not a dataset folder; choose another destination")
+            existing = read_manifest(out)
+            if existing is None and any(out.iterdir()):
+                raise FileExistsError(
+                    f"{out} exists and is not a camseg dataset (no readable {MANIFEST}); camseg replaces only its own "
+                    "datasets or an empty folder, even with --overwrite: choose another destination"
+                )
+            if existing is not None and not overwrite:
+                if ({k: existing.get(k) for k in SETTINGS_KEYS} != settings
+                        or existing.get("profile", "standard") != profile
+                        or _backgrounds_of(existing) != BACKGROUND_ORDER
+                        or wanted_source not in (None, existing.get("cifar10_source"))):
+                    raise FileExistsError(
+                        f"{out} exists and was not built with these settings (seed={seed}, sizes={sizes}"
+                        + (f", CIFAR-10 source {wanted_source}" if wanted_source else "")
+                        + f"; it has seed={existing.get('seed')}, sizes={existing.get('sizes')}); "
+                        "pass overwrite=True (--overwrite) to replace it"
+                    )
+                try:
+                    verify_dataset(out)  # names and sizes; contents where files changed after the build
+                    return out
+                except DatasetError as exc:
+                    log(f"{out} fails verification ({exc}); rebuilding it")
+        source = cifar10 if (cifar10 is not None and not isinstance(cifar10, (str, os.PathLike))) \
+            else resolve_cifar10(cifar10)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{owner_tag()}.", dir=out.parent))
+        apply_umask(tmp, directory=True)
+        try:
+            files = {}
+            total = sum(sizes.values())
+            with tqdm(total=total, desc=f"building {out.name}", unit="img", disable=not progress) as bar:
+                for split, n in sizes.items():
+                    images, masks, labels = generate_split(source, split, n, seed, sizes=sizes, profile=profile)
+                    digests = {kind: _FolderDigest() for kind in KINDS}
+                    for kind in KINDS:
+                        (tmp / kind / split).mkdir(parents=True)
+                    for i in range(n):
+                        stem = f"{i:05d}"
+                        for kind, data in (("images", _png_bytes(images[i])),
+                                           ("masks", _png_bytes(masks[i].astype(np.uint8) * 255)),
+                                           ("labels", (CLASSES[labels[i]] + "\n").encode())):
+                            name = stem + KINDS[kind]
+                            (tmp / kind / split / name).write_bytes(data)
+                            digests[kind].add(name, data)
+                        bar.update(1)
+                    files.update({f"{kind}/{split}": d.as_dict() for kind, d in digests.items()})
+            manifest = {"format": 2, **settings, "cifar10_source": source.name, "backgrounds": BACKGROUND_ORDER,
+                        "files": files}
+            if profile != "standard":
+                manifest["profile"] = profile
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            verify_dataset(tmp, full=True)  # never publish a broken folder
+            if out.exists():
+                trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{owner_tag()}.", dir=out.parent))
+                os.replace(out, trash / out.name)
+                os.replace(tmp, out)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        verify_dataset(out, full=False)  # what was published is what the manifest lists
     return out
+
+
+BACKGROUND_ORDER = "cifar10 by class, then index within class in the official batches"
+"""How backgrounds are drawn (recorded in the manifest): both CIFAR-10 sources index images this
+way (:mod:`camseg.cifar`), so they give the same dataset."""
+
+
+def _backgrounds_of(manifest: dict) -> str | None:
+    """The background order a manifest was built with. Manifests written before it was recorded
+    used the tar copy's sorted names, which is this order, or the batches' raw order."""
+    if "backgrounds" in manifest:
+        return manifest["backgrounds"]
+    return BACKGROUND_ORDER if manifest.get("cifar10_source") == "tar" else "cifar10 official batch order"
+
+
+def _source_name(cifar10: object) -> str | None:
+    """The kind of an explicitly given source ("tar" or "torchvision") without loading it, or None."""
+    if cifar10 is None:
+        return None
+    if not isinstance(cifar10, (str, os.PathLike)):
+        return getattr(cifar10, "name", None)
+    path = Path(cifar10)
+    return "tar" if (path / "train.tar").is_file() else "torchvision" if (path / "cifar-10-batches-py").is_dir() else None
 
 
 def read_manifest(root: str | os.PathLike) -> dict | None:

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from camseg.classifier import default_target_layers, load_checkpoint
-from camseg.data import CLASSES, ShapesDataset, degrade, normalize
+from camseg.data import CLASSES, DatasetError, ShapesDataset, degrade, normalize
 from camseg.devices import model_device
 from camseg.metrics import iou_per_image, point_metrics
 from camseg.paths import atomic_path
@@ -87,9 +87,19 @@ def evaluate(
         raise ValueError(f"explain must be 'top' or 'label', got {explain!r}")
     model, meta = load_checkpoint(checkpoint, device=device)
     layers = default_target_layers(model, meta["arch"])
-    images, labels, gts = ShapesDataset(data, split).arrays()
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"limit must be an integer >= 1 (or None for all images), got {limit!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    dataset = ShapesDataset(data, split)
+    images, labels, gts = dataset.arrays()
     if limit is not None:
         images, labels, gts = images[:limit], labels[:limit], gts[:limit]
+    empty = np.flatnonzero(~gts.reshape(len(gts), -1).any(1))
+    if len(empty):
+        names = ", ".join(str(dataset.mask_paths[i]) for i in empty[:3]) + (" ..." if len(empty) > 3 else "")
+        raise DatasetError(f"{len(empty)} ground-truth mask(s) have no object pixel, so IoU and point metrics are "
+                           f"undefined: {names}")
     if degraded:
         images = degrade(images)
     pipes = {
@@ -202,23 +212,13 @@ def _concat_prompts(parts: list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def format_table(result: dict) -> str:
-    """A plain-text table of a result of :func:`evaluate`."""
+    """A plain-text table of a result of :func:`evaluate` (the same labels, units and number
+    formats as the book and the PDF: :mod:`camseg.tables`)."""
+    from camseg.tables import pipeline_table, strategy_table
 
-    def f(v: float | None, fmt: str = ".3f") -> str:
-        return "-" if v is None else format(v, fmt)
-
-    rows = [f"{result['split']} split{' (degraded)' if result.get('degraded') else ''}, {result['n_images']} images, "
-            f"segmenter {result['segmenter']}, classifier accuracy {result['classifier_accuracy']:.4f}, "
-            f"CAM explains the {'labelled' if result.get('explain') == 'label' else 'top'} class",
-            f"{'pipeline':24s} {'IoU':>6s} {'fg hit':>7s} {'fg dist':>8s} {'bg hit':>7s} {'bg dist':>8s} {'s':>7s}"]
-    for name, m in result["pipelines"].items():
-        rows.append(f"{name:24s} {f(m['iou']):>6s} {f(m['fg_hit_rate']):>7s} {f(m['fg_distance'], '.2f'):>8s} "
-                    f"{f(m['bg_hit_rate']):>7s} {f(m['bg_distance'], '.2f'):>8s} {m['seconds']:7.1f}")
-    rows.append(f"{'strategy (points only)':24s} {'':>6s} {'fg hit':>7s} {'fg dist':>8s} {'bg hit':>7s} {'bg dist':>8s}")
-    for name, m in result["strategies"].items():
-        rows.append(f"{name:24s} {'':>6s} {f(m['fg_hit_rate']):>7s} {f(m['fg_distance'], '.2f'):>8s} "
-                    f"{f(m['bg_hit_rate']):>7s} {f(m['bg_distance'], '.2f'):>8s}")
-    return "\n".join(rows)
+    tag = "degraded" if result.get("degraded") else "clean"
+    first = pipeline_table({tag: result}, seconds=True).to_text()
+    return f"{result.get('split', 'test')} split\n{first}\n\n{strategy_table({tag: result}).to_text()}"
 
 
 def write_json(result: dict, path: str | os.PathLike) -> Path:

@@ -1,10 +1,20 @@
-"""Put a model in eval mode for a while, and give every module its own mode back.
+"""Train/eval mode of a model, changed for a block and restored module by module.
 
-``model.train(was_training)`` after ``model.eval()`` loses per-module state:
-a model whose batch-norm layers were deliberately frozen in eval mode while
-the rest trains comes back with every module training. :func:`eval_mode`
-records each module's own ``training`` flag and restores exactly those, also
-when the body raises.
+``model.train(was_training)`` after ``model.eval()`` is not a restore: it sets
+*every* submodule to the top module's flag, so a model whose batch-norm layers
+were deliberately kept in eval mode (frozen layers during fine-tuning) comes
+back with them in train mode. :func:`eval_mode` records each module's own
+``training`` flag and puts back exactly those.
+
+Example:
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).train()
+    >>> _ = model[1].eval()  # a frozen batch norm
+    >>> with eval_mode(model):
+    ...     [m.training for m in model.modules()]
+    [False, False, False]
+    >>> [m.training for m in model.modules()]
+    [True, True, False]
 """
 
 from __future__ import annotations
@@ -14,28 +24,33 @@ from contextlib import contextmanager
 
 from torch import nn
 
-__all__ = ["eval_mode"]
+__all__ = ["eval_mode", "in_train_mode"]
+
+
+def in_train_mode(model: nn.Module) -> list[str]:
+    """Names of the submodules of ``model`` (``""`` for the model itself) in train mode
+    whose mode changes what they compute (batch norm, dropout and their kin:
+    every module with running statistics or a dropout probability)."""
+    names = []
+    for name, module in model.named_modules():
+        if module.training and (isinstance(module, nn.modules.batchnorm._NormBase)
+                                or isinstance(module, nn.modules.dropout._DropoutNd)):
+            names.append(name)
+    return names
 
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode inside the ``with`` block; each module's own flag restored on exit.
+    """Put ``model`` and all its submodules in eval mode for the block, then restore
+    each module's own ``training`` flag (also when the block raises).
 
-    >>> from torch import nn
-    >>> net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)); net[1].eval()  # doctest: +ELLIPSIS
-    BatchNorm1d(...)
-    >>> with eval_mode(net):
-    ...     [m.training for m in net.modules()]
-    [False, False, False]
-    >>> [m.training for m in net.modules()]
-    [True, True, False]
+    Yields:
+        ``model`` itself.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"eval_mode needs a torch.nn.Module, got {type(model).__name__}")
     flags = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         yield model
     finally:
-        for module, flag in flags:
-            module.training = flag
+        for module, training in flags:
+            module.training = training

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import glob
 import os
+import re
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,12 +25,67 @@ def cache_dir() -> Path:
 
 
 STALE_SECONDS = 600.0
-"""A temporary file untouched for this long belongs to a killed writer (a live one keeps writing)."""
+"""A temporary file of unknown owner untouched for this long belongs to a killed writer
+(a live one keeps writing)."""
+
+
+def current_umask() -> int:
+    """The process's umask (read from ``/proc/self/status`` where it can be, else set and reset)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give ``path`` the mode a plain ``open()``/``mkdir()`` would: 0o666 (0o777 for a
+    folder) less the umask. ``tempfile`` creates 0o600 files and 0o700 folders, which
+    others cannot read in a shared folder."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
+def owner_tag() -> str:
+    """``<pid>@<host>``: who owns a temporary file or folder, recorded in its name."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+    return f"{os.getpid()}@{host}"
+
+
+_OWNER = re.compile(r"(?:^|[.-])(\d+)@([A-Za-z0-9-]+)\.")
+
+
+def owner_is_gone(name: str, age_seconds: float, older_than: float = STALE_SECONDS) -> bool:
+    """Whether the process that made the temporary file or folder ``name`` is gone.
+
+    A name with an owner tag (:func:`owner_tag`) from this host: its process no
+    longer runs. Any other name (another host, or an older camseg that recorded
+    no owner): untouched for ``older_than`` seconds.
+    """
+    import psutil
+
+    match = _OWNER.search(name)
+    if match and match.group(2) == owner_tag().split("@", 1)[1]:
+        pid = int(match.group(1))
+        if pid == os.getpid():
+            return False
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.Error:
+            return False
+    return age_seconds >= older_than
 
 
 def remove_stale_partials(path: str | os.PathLike, older_than: float = STALE_SECONDS) -> list[Path]:
     """Delete the temporary files that :func:`atomic_path` left for ``path`` when its
-    process was killed (``.<name>.*.partial`` beside it, unmodified for ``older_than`` s).
+    process was killed (``.<name>.*.partial`` beside it whose owner is gone, see
+    :func:`owner_is_gone`). A live writer's file is never touched.
 
     Such files are never read as results (only the final name is), but a killed
     checkpoint download would otherwise leave hundreds of MB behind each time.
@@ -41,7 +98,7 @@ def remove_stale_partials(path: str | os.PathLike, older_than: float = STALE_SEC
     now = time.time()
     for stale in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
         try:
-            if now - stale.stat().st_mtime >= older_than:
+            if owner_is_gone(stale.name[len(path.name) + 1:], now - stale.stat().st_mtime, older_than):
                 stale.unlink()
                 removed.append(stale)
         except FileNotFoundError:  # another process cleaned it
@@ -55,9 +112,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     to ``path`` when the block succeeds, remove it when the block raises.
 
     A reader therefore sees the old file or the complete new one, never half a file.
-    A process killed mid-write (no chance to clean up) leaves only a hidden
-    ``.<name>.<random>.partial`` file; the next write of ``path`` removes it
-    once it is stale (:func:`remove_stale_partials`).
+    The file gets the mode a plain ``open()`` would give (0o666 less the umask),
+    not ``tempfile``'s private 0o600. A process killed mid-write (no chance to
+    clean up) leaves only a hidden ``.<name>.<pid>@<host>.<random>.partial``
+    file; the next write of ``path`` removes it once its owner is gone
+    (:func:`remove_stale_partials`).
 
     Example:
         >>> import tempfile, pathlib
@@ -70,10 +129,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner_tag()}.", suffix=".partial", dir=path.parent)
+    except OSError as exc:  # name the file the caller asked for, not the temporary one
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}") from None
     os.close(fd)
     try:
         yield Path(tmp)
+        if Path(tmp).exists():
+            apply_umask(tmp)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

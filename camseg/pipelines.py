@@ -36,6 +36,7 @@ from torch import nn
 from camseg.cam import BaseCAM, GradCAM
 from camseg.data import CLASSES, check_normalized, denormalize
 from camseg.devices import model_device
+from camseg.modes import eval_mode
 from camseg.prompts import CenterPoint, MaskScoring, Prompts, PromptContext, PromptStrategy
 
 __all__ = [
@@ -61,27 +62,57 @@ class PipelineOutput:
     backend: str
 
 
+def _one_target(v: object) -> object:
+    """A 0-d/1-element tensor or array as a Python scalar; anything else unchanged."""
+    if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 0:
+        return v.item()
+    return v
+
+
 def resolve_targets(targets: Iterable[int | str] | int | str | None, batch: int,
                     classes: Sequence[str] = CLASSES) -> np.ndarray | None:
     """Class indices (B,) from indices or class names; one value is used for the whole batch.
+
+    One class may be given as an int, a class name, a whole float (``3.0``) or
+    a 0-d tensor/array; several as a sequence, a 1-d tensor or array of them.
 
     >>> resolve_targets("star", 2).tolist()
     [3, 3]
     >>> resolve_targets([0, "diamond"], 2).tolist()
     [0, 4]
+    >>> resolve_targets(torch.tensor(3), 2).tolist()
+    [3, 3]
+
+    Raises:
+        ValueError: an unknown name, an index out of range, a fractional
+            number, or a count other than ``batch``.
     """
     if targets is None:
         return None
-    values = [targets] * batch if isinstance(targets, (int, str, np.integer)) else list(targets)
+    targets = _one_target(targets)
+    if isinstance(targets, (int, str, float, np.integer, np.floating)):
+        values = [targets] * batch
+    elif isinstance(targets, (torch.Tensor, np.ndarray)):
+        if targets.ndim != 1:
+            raise ValueError(f"targets must be one class or a 1-d sequence of classes, got shape "
+                             f"{tuple(targets.shape)}")
+        values = targets.tolist()
+    else:
+        try:
+            values = [_one_target(v) for v in targets]
+        except TypeError:
+            raise ValueError(f"targets must be class indices or names, got {targets!r}") from None
     if len(values) != batch:
         raise ValueError(f"targets must give one class per image: expected {batch}, got {len(values)}")
     out = []
     for v in values:
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            v = int(v)
         if isinstance(v, str):
             if v not in classes:
                 raise ValueError(f"unknown class name {v!r}; expected one of {', '.join(classes)}")
             out.append(classes.index(v))
-        elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        elif isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
             if not 0 <= int(v) < len(classes):
                 raise ValueError(f"target {v} out of range 0..{len(classes) - 1}")
             out.append(int(v))
@@ -135,15 +166,14 @@ class BasicSamPipeline:
         for the whole batch.
         """
         check_normalized(images)
-        was_training = self.classifier.training
-        self.classifier.eval()
-        try:
+        with eval_mode(self.classifier):  # each module's own mode comes back afterwards
             out = self.cam.compute(images, resolve_targets(targets, len(images)))
-        finally:
-            self.classifier.train(was_training)
         # The classifier's input stays on the classifier's device, so prompt strategies that run it
         # again (mask scoring) build their batches there.
-        normalized = images.detach().to(model_device(self.classifier))
+        # In the classifier's dtype too (float64 input is accepted, the model is float32).
+        param = next((p for p in self.classifier.parameters() if p.is_floating_point()), None)
+        normalized = images.detach().to(device=model_device(self.classifier),
+                                        dtype=param.dtype if param is not None else images.dtype)
         return PromptContext(images=denormalize(images), normalized=normalized, cams=out.maps,
                              targets=out.targets, classifier=self.classifier, segmenter=self.segmenter,
                              extras={"logits": out.logits})

@@ -129,6 +129,23 @@ class PromptContext:
     segmenter: object | None = None
     extras: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        cams = np.asarray(self.cams)
+        if cams.ndim != 3:
+            raise ValueError(f"cams must be (B, H, W), got shape {cams.shape}")
+        if cams.dtype.kind != "f":
+            raise ValueError(f"cams must be float maps in [0, 1], got dtype {cams.dtype}")
+        if not np.isfinite(cams).all():
+            raise ValueError("cams contain NaN or infinite values")
+        if cams.size and (cams.min() < 0 or cams.max() > 1 + 1e-6):
+            raise ValueError(f"cams must lie in [0, 1] (as camseg.cam makes them), got {cams.min():g}..{cams.max():g}")
+        images = np.asarray(self.images)
+        if images.shape != (*cams.shape, 3):
+            raise ValueError(f"images must be uint8 (B, H, W, 3) = {(*cams.shape, 3)} to match cams, "
+                             f"got {images.dtype} {images.shape}")
+        if len(np.asarray(self.targets).reshape(-1)) != len(cams):
+            raise ValueError(f"targets must give one class per image ({len(cams)}), got {np.shape(self.targets)}")
+
     @property
     def batch(self) -> int:
         return len(self.cams)

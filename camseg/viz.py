@@ -25,8 +25,8 @@ from matplotlib.figure import Figure
 from camseg.data import CLASSES
 
 __all__ = [
-    "cam_overlay", "confusion_matrix", "figure_png", "gradcam_panels", "mask_gallery", "prompts_on_images",
-    "sample_grid", "training_curve",
+    "cam_overlay", "confusion_matrix", "failure_counts", "figure_png", "gradcam_panels", "iou_histogram",
+    "mask_gallery", "pipeline_summary", "prompts_on_images", "sample_grid", "training_curve",
 ]
 
 FG_COLOR = "#00c000"
@@ -157,7 +157,9 @@ def confusion_matrix(labels: Sequence[int], predictions: Sequence[int], classes:
     np.add.at(counts, (labels, predictions), 1)
     fig = Figure(figsize=(4.2, 3.8), layout="constrained")
     ax = fig.subplots()
-    ax.imshow(counts, cmap="Blues")
+    im = ax.imshow(counts, cmap="Blues")
+    bar = fig.colorbar(im, ax=ax, shrink=0.8)
+    bar.set_label("images (Blues colour map)", fontsize=8)
     for i in range(k):
         for j in range(k):
             ax.text(j, i, str(counts[i, j]), ha="center", va="center",
@@ -170,42 +172,80 @@ def confusion_matrix(labels: Sequence[int], predictions: Sequence[int], classes:
     return fig
 
 
+CAM_CMAP = "jet"
+"""Colour map of every heatmap (named in each figure's colour bar)."""
+
+
+def _cam_colorbar(fig: Figure, axes, label: str, cmap: str = CAM_CMAP, orientation: str = "vertical"):
+    """One colour bar for the CAM panels, 0 to 1, naming the colour map."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap=cmap), ax=axes, orientation=orientation,
+                       fraction=0.05, shrink=0.9, pad=0.02, aspect=25)
+    bar.set_label(label, fontsize=8)
+    bar.set_ticks([0, 0.5, 1])
+    bar.ax.tick_params(labelsize=8)
+    return bar
+
+
+def _legend(fig: Figure, handles: list, ncol: int | None = None) -> None:
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol or len(handles), fontsize=8, frameon=False,
+               handletextpad=0.4, columnspacing=1.2)
+
+
+def _point_handles(size: float = 9) -> list:
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], ls="", marker="*", ms=size + 3, mfc=FG_COLOR, mec="white", label="foreground point"),
+            Line2D([], [], ls="", marker="X", ms=size, mfc=BG_COLOR, mec="white", label="background point"),
+            Line2D([], [], color="yellow", lw=2, label="true outline")]
+
+
 def gradcam_panels(images: np.ndarray, cams: np.ndarray, masks: np.ndarray,
-                   titles: Sequence[str] | None = None) -> Figure:
-    """One row per image: input | heatmap | overlay | ground truth. ``4 * B`` axes.
+                   titles: Sequence[str] | None = None, method: str = "Grad-CAM",
+                   colorbar_label: str | None = None) -> Figure:
+    """One row per image: input | heatmap | overlay | ground truth, and a colour bar. ``4 * B + 1`` axes.
 
     Args:
         images: uint8 (B, H, W, 3); cams: float (B, H, W) in [0, 1]; masks: bool (B, H, W).
         titles: a label per row (e.g. "test 3: star, explained: star").
+        method: the CAM's name, in the column titles ("Grad-CAM", "Grad-CAM++").
+        colorbar_label: the colour bar's label (default: the method, the colour
+            map, and that each map is rescaled to its own 0-1).
     """
     images, cams, masks = _batch(images), np.asarray(cams, float), np.asarray(masks, bool)
     if not len(images) == len(cams) == len(masks):
         raise ValueError(f"{len(images)} images, {len(cams)} CAMs and {len(masks)} masks must agree")
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"{len(titles)} titles for {len(images)} images")
-    fig = Figure(figsize=(8, 1.75 * len(images) + 0.3), layout="constrained")
+    fig = Figure(figsize=(8, 1.5 * len(images) + 0.5), layout="constrained")
     axes = fig.subplots(len(images), 4, squeeze=False)
     for i, (image, cam, mask) in enumerate(zip(images, cams, masks, strict=True)):
         row = axes[i]
         row[0].imshow(image)
-        row[1].imshow(cam, cmap="jet", vmin=0, vmax=1)
+        row[1].imshow(cam, cmap=CAM_CMAP, vmin=0, vmax=1)
         row[2].imshow(cam_overlay(image, cam))
-        _contour(row[2], mask, color="white", lw=0.8)
+        _contour(row[2], mask, color="white", lw=1.0)
         row[3].imshow(mask, cmap="gray", vmin=0, vmax=1)
         for ax in row:
             _off(ax)
         if titles is not None:
-            row[0].set_ylabel(titles[i], fontsize=8)
-    for ax, name in zip(axes[0], ("input", "Grad-CAM heatmap", "overlay (+ mask outline)", "ground truth"),
+            row[0].set_ylabel(titles[i], fontsize=9)
+    for ax, name in zip(axes[0], ("input", f"{method} heatmap", "overlay + true outline", "ground truth"),
                         strict=True):
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name, fontsize=9.5)
+    _cam_colorbar(fig, axes, colorbar_label or f"{method} ({CAM_CMAP} colour map),\neach map rescaled to 0–1")
     return fig
 
 
 def prompts_on_images(images: np.ndarray, point_coords: np.ndarray, point_labels: np.ndarray,
                       masks: np.ndarray | None = None, cams: np.ndarray | None = None,
-                      titles: Sequence[str] | None = None) -> Figure:
-    """Images with their prompt points: foreground green stars, background red crosses. ``B`` axes.
+                      titles: Sequence[str] | None = None, ncols: int = 3) -> Figure:
+    """Images with their prompt points: foreground green stars, background red crosses.
+
+    ``B`` image axes in rows of ``ncols`` (unused cells hidden), a legend
+    inside the figure and, with ``cams``, a colour bar.
 
     Args:
         images: uint8 (B, H, W, 3).
@@ -213,6 +253,7 @@ def prompts_on_images(images: np.ndarray, point_coords: np.ndarray, point_labels
         masks: optional bool (B, H, W) ground truth, drawn as a yellow outline.
         cams: optional CAMs (B, H, W), blended under the points.
         titles: one per image.
+        ncols: images per row.
     """
     images = _batch(images)
     coords, labels = np.asarray(point_coords, float), np.asarray(point_labels)
@@ -220,58 +261,173 @@ def prompts_on_images(images: np.ndarray, point_coords: np.ndarray, point_labels
         raise ValueError(f"point_coords must be (B, N, 2) (x, y) and point_labels (B, N) for B = {len(images)} "
                          f"images, got {coords.shape} and {labels.shape}")
     n = len(images)
-    fig = Figure(figsize=(2.0 * n, 1.9), layout="constrained")
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    cols = max(1, min(ncols, n))
+    rows = -(-n // cols)
+    fig = Figure(figsize=(8, 2.25 * rows + 0.7), layout="constrained")
+    grid = fig.subplots(rows, cols, squeeze=False)
+    axes = grid.ravel()
     for i, ax in enumerate(axes):
+        _off(ax)
+        if i >= n:
+            ax.set_visible(False)
+            continue
         shown = cam_overlay(images[i], cams[i], alpha=0.4) if cams is not None else images[i]
         ax.imshow(shown)
         if masks is not None:
-            _contour(ax, masks[i])
-        _draw_points(ax, coords[i], labels[i])
+            _contour(ax, masks[i], lw=1.6)
+        _draw_points(ax, coords[i], labels[i], size=170)
         ax.set_xlim(-0.5, shown.shape[1] - 0.5)
         ax.set_ylim(shown.shape[0] - 0.5, -0.5)
-        _off(ax)
         if titles is not None:
-            ax.set_title(titles[i], fontsize=8)
+            ax.set_title(titles[i], fontsize=9)
+    handles = _point_handles() if masks is not None else _point_handles()[:2]
+    _legend(fig, handles)
+    if cams is not None:
+        _cam_colorbar(fig, grid, f"Grad-CAM under the points\n({CAM_CMAP} colour map, 0–1)")
     return fig
+
+
+AGREE_COLORS = {"both": (255, 255, 255), "extra": (230, 40, 40), "missed": (40, 90, 230)}
 
 
 def mask_gallery(images: np.ndarray, predictions: np.ndarray, truths: np.ndarray,
                  point_coords: np.ndarray | None = None, point_labels: np.ndarray | None = None,
-                 titles: Sequence[str] | None = None, backend: str | None = None) -> Figure:
-    """Predicted masks against the ground truth: two rows, ``2 * B`` axes.
+                 titles: Sequence[str] | None = None, backend: str | None = None, ncols: int = 3) -> Figure:
+    """Predicted masks against the ground truth: for each image, two panels one above the other.
 
-    Top row: the input with the prompt points (if given) and the ground-truth
-    outline (yellow). Bottom row: agreement map, white = both, red = predicted
-    only (false positive), blue = missed (false negative).
+    Top: the input with the prompt points (if given) and the ground-truth
+    outline (yellow). Bottom: agreement map, white = both, red = predicted
+    only (extra), blue = missed. Images in rows of ``ncols``; a legend inside
+    the figure names every colour and marker.
     """
+    from matplotlib.patches import Patch
+
     images = _batch(images)
     preds, truths = np.asarray(predictions, bool), np.asarray(truths, bool)
     if not len(images) == len(preds) == len(truths):
         raise ValueError(f"{len(images)} images, {len(preds)} predictions and {len(truths)} masks must agree")
     n = len(images)
-    fig = Figure(figsize=(1.9 * n, 3.4), layout="constrained")
-    axes = fig.subplots(2, n, squeeze=False)
-    for i in range(n):
-        top, bottom = axes[0, i], axes[1, i]
-        top.imshow(images[i])
-        _contour(top, truths[i])
-        if point_coords is not None and point_labels is not None:
-            _draw_points(top, point_coords[i], point_labels[i], size=45)
-            top.set_xlim(-0.5, images[i].shape[1] - 0.5)
-            top.set_ylim(images[i].shape[0] - 0.5, -0.5)
-        agree = np.zeros(preds[i].shape + (3,), np.uint8)
-        agree[preds[i] & truths[i]] = (255, 255, 255)
-        agree[preds[i] & ~truths[i]] = (230, 40, 40)
-        agree[~preds[i] & truths[i]] = (40, 90, 230)
-        bottom.imshow(agree)
+    cols = max(1, min(ncols, n))
+    rows = -(-n // cols)
+    fig = Figure(figsize=(8 if cols > 1 else 3.2, 3.5 * rows + 0.8), layout="constrained")
+    axes = fig.subplots(2 * rows, cols, squeeze=False)
+    for k in range(rows * cols):
+        top, bottom = axes[2 * (k // cols), k % cols], axes[2 * (k // cols) + 1, k % cols]
         for ax in (top, bottom):
             _off(ax)
+        if k >= n:
+            top.set_visible(False)
+            bottom.set_visible(False)
+            continue
+        top.imshow(images[k])
+        _contour(top, truths[k], lw=1.6)
+        if point_coords is not None and point_labels is not None:
+            _draw_points(top, point_coords[k], point_labels[k], size=150)
+            top.set_xlim(-0.5, images[k].shape[1] - 0.5)
+            top.set_ylim(images[k].shape[0] - 0.5, -0.5)
+        agree = np.zeros(preds[k].shape + (3,), np.uint8)
+        agree[preds[k] & truths[k]] = AGREE_COLORS["both"]
+        agree[preds[k] & ~truths[k]] = AGREE_COLORS["extra"]
+        agree[~preds[k] & truths[k]] = AGREE_COLORS["missed"]
+        bottom.imshow(agree)
         if titles is not None:
-            top.set_title(titles[i], fontsize=8)
-    axes[1, 0].set_ylabel("white: both\nred: extra\nblue: missed", fontsize=7)
+            top.set_title(titles[k], fontsize=9)
+    handles = _point_handles() if point_coords is not None else _point_handles()[2:]
+    handles += [Patch(fc=np.array(c) / 255, ec="grey", label=name) for name, c in
+                (("mask and truth", AGREE_COLORS["both"]), ("extra (mask only)", AGREE_COLORS["extra"]),
+                 ("missed (truth only)", AGREE_COLORS["missed"]))]
+    _legend(fig, handles, ncol=3)
     if backend:
-        fig.suptitle(f"predicted vs ground truth{_suffix(backend)}", fontsize=9)
+        fig.suptitle(f"top: prompts and true outline; bottom: predicted mask vs truth{_suffix(backend)}", fontsize=9)
+    return fig
+
+
+def pipeline_summary(image: np.ndarray, cam: np.ndarray, point_coords: np.ndarray, point_labels: np.ndarray,
+                     prediction: np.ndarray, truth: np.ndarray, explained: str = "", iou: float | None = None,
+                     backend: str | None = None) -> Figure:
+    """The method in one row: input → Grad-CAM → point prompts → mask. 4 image axes and a colour bar.
+
+    Args:
+        image: uint8 (H, W, 3); cam: float (H, W) in [0, 1]; truth, prediction: bool (H, W).
+        point_coords: (N, 2) (x, y); point_labels: (N,).
+        explained: the class the CAM explains; iou: the mask's IoU; backend: the segmenter.
+    """
+    image = _image(image)
+    fig = Figure(figsize=(8, 2.75), layout="constrained")
+    axes = fig.subplots(1, 4)
+    axes[0].imshow(image)
+    axes[1].imshow(cam, cmap=CAM_CMAP, vmin=0, vmax=1)
+    axes[2].imshow(cam_overlay(image, cam, alpha=0.4))
+    _draw_points(axes[2], point_coords, point_labels, size=170)
+    axes[2].set_xlim(-0.5, image.shape[1] - 0.5)
+    axes[2].set_ylim(image.shape[0] - 0.5, -0.5)
+    shown = image.copy()
+    shown[prediction] = (0.45 * shown[prediction] + 0.55 * np.array([0, 200, 255])).astype(np.uint8)
+    axes[3].imshow(shown)
+    _contour(axes[3], truth, lw=1.6)
+    names = ("1  input", f"2  Grad-CAM{f' of {explained!r}' if explained else ''}", "3  point prompts",
+             "4  mask" + (f", IoU {iou:.2f}" if iou is not None else ""))
+    for ax, name in zip(axes, names):
+        _off(ax)
+        ax.set_title(name, fontsize=9.5, loc="left")
+    for ax in axes[:3]:
+        ax.annotate("→", xy=(1.04, 0.5), xycoords="axes fraction", fontsize=18, ha="left", va="center",
+                    annotation_clip=False)
+    from matplotlib.patches import Patch
+
+    _legend(fig, [*_point_handles()[:2], Patch(fc=np.array([0, 200, 255]) / 255, label="mask"),
+                  _point_handles()[2]])
+    _cam_colorbar(fig, axes, f"Grad-CAM ({CAM_CMAP}), 0–1")
+    if backend:
+        fig.suptitle(f"segmenter: {backend}", fontsize=8.5, x=0.99, ha="right")
+    return fig
+
+
+def iou_histogram(ious: Mapping[str, np.ndarray] | np.ndarray, threshold: float | None = 0.5,
+                  backend: str | None = None, bins: int = 20) -> Figure:
+    """Histogram of per-image IoU (one series per key of ``ious``), log-scaled counts. One axis.
+
+    Args:
+        ious: float (N,) per-image IoU, or ``{label: (N,)}`` for several pipelines or splits.
+        threshold: draw a dashed line here and give the count below it (None: no line).
+        backend: the segmenter, named in the title.
+    """
+    series = dict(ious) if isinstance(ious, Mapping) else {"IoU": np.asarray(ious)}
+    edges = np.linspace(0, 1, bins + 1)
+    fig = Figure(figsize=(8, 3.0), layout="constrained")
+    ax = fig.subplots()
+    for k, (name, values) in enumerate(series.items()):
+        values = np.asarray(values, float)
+        if values.ndim != 1:
+            raise ValueError(f"per-image IoU must be 1-D, got {values.shape} for {name!r}")
+        below = f", {int((values < threshold).sum())} below {threshold}" if threshold is not None else ""
+        ax.hist(values, bins=edges, histtype="stepfilled" if k == 0 else "step", alpha=0.45 if k == 0 else 1,
+                lw=1.8, label=f"{name} ({len(values)} images{below})")
+    if threshold is not None:
+        ax.axvline(threshold, color="grey", ls="--", lw=1)
+    ax.set_yscale("log")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("IoU of the image (higher is better)")
+    ax.set_ylabel("images (log scale)")
+    ax.legend(loc="upper center", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"per-image IoU{_suffix(backend)}", fontsize=9.5)
+    return fig
+
+
+def failure_counts(counts: Mapping[str, int], n_images: int, backend: str | None = None) -> Figure:
+    """Horizontal bars: failed images per cause (``{cause: count}``, in the order given). One axis."""
+    fig = Figure(figsize=(8, 0.42 * len(counts) + 0.9), layout="constrained")
+    ax = fig.subplots()
+    names = list(counts)[::-1]
+    values = [counts[k] for k in names]
+    ax.barh(names, values, color="#4477aa")
+    for y, v in enumerate(values):
+        ax.text(v, y, f" {v}", va="center", fontsize=9)
+    ax.set_xlabel(f"failed images (of {n_images})")
+    ax.set_xlim(0, max(values + [1]) * 1.15)
+    ax.tick_params(labelsize=9)
+    ax.set_title(f"why images fail{_suffix(backend)}", fontsize=9.5)
     return fig
 
 

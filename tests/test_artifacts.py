@@ -85,6 +85,8 @@ def test_settings_from_the_environment(monkeypatch):
     assert (s.segmenter, s.device, s.sizes, s.epochs, s.seed) == (
         "floodfill", "cpu", (("train", 20), ("val", 5), ("test", 5)), 1, 3)
     assert Settings.from_env(segmenter="grabcut").segmenter == "grabcut"  # an argument wins
+    assert Settings.from_env(segmenter="auto", device="auto").segmenter == "floodfill"  # "auto" gives way
+    assert Settings.from_env(segmenter="auto", device="auto").device == "cpu"
     monkeypatch.setenv("CAMSEG_SIZES", "train:20")
     with pytest.raises(ValueError, match="CAMSEG_SIZES must look like 'train=40,val=10,test=10', got 'train:20'"):
         Settings.from_env()
@@ -155,7 +157,7 @@ def test_auto_offline_falls_back_within_seconds(monkeypatch, tmp_path):
     monkeypatch.delenv("CAMSEG_SAM_CHECKPOINT", raising=False)
     monkeypatch.setenv("CAMSEG_SAM_BASE_URL", "http://10.255.255.1/")
     t0 = time.perf_counter()
-    choice = choose_backend("auto", timeout=1.0)
-    assert time.perf_counter() - t0 < 3.0
+    choice = choose_backend("auto")  # the default bound, REACH_TIMEOUT = 3 s
+    assert time.perf_counter() - t0 < 10.0
     assert choice.name == "regiongrow" and choice.is_fallback
     assert "cannot be reached" in choice.reason and "10.255.255.1" in choice.reason

@@ -21,9 +21,13 @@ from camseg.cam import GradCAM, GradCAMPlusPlus
 from camseg.classifier import load_checkpoint
 from camseg.data import DatasetError, ShapesDataset, normalize
 from camseg.metrics import centre_of_mass, iou, iou_per_image, mean_iou, point_distances, point_metrics
-from camseg.pipelines import BasicSamPipeline
+from camseg.pipelines import BasicSamPipeline, ForegroundBackgroundPipeline
 from camseg.segmenters import get_segmenter
 from camseg.segmenters.checkpoints import CheckpointError
+from camseg.io import check_output_file, save_mask, to_rgb
+from camseg.prompts import PromptContext
+from camseg.segment import segment_image
+from camseg.segmenters.checkpoints import resolve_checkpoint
 from camseg.segmenters.sam import load_sam
 from conftest import TinyNet
 
@@ -39,6 +43,7 @@ class Env:
         self.cam = GradCAM(self.model, [self.model.conv2])
         self.campp = GradCAMPlusPlus(self.model, [self.model.conv2])
         self.pipe = BasicSamPipeline(self.model, get_segmenter("regiongrow"), [self.model.conv2])
+        self.fg_pipe = ForegroundBackgroundPipeline(self.model, get_segmenter("regiongrow"), [self.model.conv2])
         rng = np.random.default_rng(0)
         self.uint8 = rng.integers(0, 256, (2, H, W, 3), dtype=np.uint8)
         self.x = normalize(self.uint8)
@@ -61,6 +66,13 @@ class Env:
         save_checkpoint(clf.model, dict(clf.meta, arch="efficientnet_lite0"), root / "wrong_arch.pt")
         torch.save({"weights": torch.zeros(3)}, root / "foreign.pt")
         torch.save({"image_encoder.pos_embed": torch.zeros(1)}, root / "sam_partial_state.pt")
+        # a model with a 5x5 kernel on its input: images under 5 x 5 pixels are too small for it
+        self.big_kernel = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 5), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                              torch.nn.Flatten(), torch.nn.Linear(4, 5)).eval()
+        self.image = root / "image.png"
+        Image.fromarray(self.uint8[0]).save(self.image)
+        self.tiny_image = root / "tiny.png"
+        Image.fromarray(self.uint8[0, :11, :15]).save(self.tiny_image)
 
     def broken_dataset(self, change: Callable[[Path], None]) -> Path:
         """A copy of the tiny dataset with ``change`` applied to it."""
@@ -72,8 +84,10 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, tiny_dataset) -> Env:
-    return Env(tmp_path_factory.mktemp("bad"), tiny_dataset)
+def env(tmp_path_factory, tiny_dataset, fake_cifar) -> Env:
+    e = Env(tmp_path_factory.mktemp("bad"), tiny_dataset)
+    e.fake_cifar = fake_cifar
+    return e
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,31 @@ def _copy(src: str, dst: str) -> Callable[[Path], None]:
 
 def _small_mask(root: Path) -> None:
     Image.new("L", (32, 32)).save(root / "masks/test/00001.png")
+
+
+def _empty_mask(root: Path) -> None:
+    Image.new("L", (64, 48)).save(root / "masks/test/00002.png")
+
+
+def _evaluate(e: Env, data: Path | None = None, **kw) -> dict:
+    from camseg.evaluate import evaluate
+
+    return evaluate(data or e.dataset, e.good_ckpt, get_segmenter("regiongrow"), progress=False, **kw)
+
+
+def _build_into(e: Env, make: Callable[[Path], None], **kw) -> Path:
+    from camseg.data import build_dataset
+    from conftest import TINY_SIZES
+
+    e._n += 1
+    out = e.root / f"out{e._n}"
+    make(out)
+    return build_dataset(out, cifar10=e.fake_cifar, sizes=TINY_SIZES, progress=False, **kw)
+
+
+def _precious(out: Path) -> None:
+    out.mkdir()
+    (out / "thesis.txt").write_text("years of work")
 
 
 def _xy(x: float, y: float) -> np.ndarray:
@@ -235,6 +274,46 @@ CASES = [
          DatasetError, r"is 32x32 but its image .* is 64x48"),
     Case("dataset/not-a-folder", lambda e: ShapesDataset(e.root / "nothing-here", "test"), DatasetError,
          "nothing-here"),
+    # ------------------------------------------------------- round 2 (issue 13)
+    Case("cam/target-fraction", lambda e: e.cam(e.x, 3.5), ValueError, "integers, got 3.5"),
+    Case("cam/target-name", lambda e: e.cam(e.x, "star"), ValueError, "resolve_targets"),
+    Case("cam/image-too-small-for-the-model",
+         lambda e: GradCAM(e.big_kernel, [e.big_kernel[0]])(torch.randn(1, 3, 4, 4)), ValueError,
+         r"\(4 x 4, H x W\) are too small for this model"),
+    Case("pipeline/target-fraction", lambda e: e.pipe.run(e.x, targets=2.5), ValueError, "class indices or names"),
+    Case("pipeline/targets-2d", lambda e: e.pipe.run(e.x, targets=torch.zeros(2, 1, dtype=torch.int64)), ValueError,
+         "1-d sequence"),
+    Case("prompts/context-cams-0-255", lambda e: PromptContext(e.uint8, e.x, np.full((2, H, W), 200.0),
+                                                               np.zeros(2, int)), ValueError, r"\[0, 1\]"),
+    Case("prompts/context-cams-nan", lambda e: PromptContext(e.uint8, e.x, np.full((2, H, W), np.nan),
+                                                             np.zeros(2, int)), ValueError, "NaN"),
+    Case("segment/image-too-small", lambda e: segment_image(e.uint8[0, :11, :15], e.model, [e.model.conv2], e.seg),
+         ValueError, r"15 x 11 pixels .*at least 16 x 12"),
+    Case("segment/unknown-pipeline", lambda e: segment_image(e.uint8[0], e.model, [e.model.conv2], e.seg,
+                                                             pipeline="cam"), ValueError, "unknown pipeline 'cam'"),
+    Case("io/float-image-out-of-range", lambda e: to_rgb(Image.fromarray(np.full((4, 4), 7.0, np.float32), "F")),
+         ValueError, r"values in \[0, 1\]"),
+    Case("io/mask-as-jpeg", lambda e: save_mask(e.gt[0], e.root / "m.jpg"), ValueError, "losslessly"),
+    Case("io/output-is-a-folder", lambda e: check_output_file(e.root, "--out", (".png",)), ValueError,
+         "is a folder; give a file name"),
+    Case("io/output-without-extension", lambda e: check_output_file(e.root / "mask", "--out", (".png",)), ValueError,
+         "no file extension"),
+    Case("io/output-is-the-input", lambda e: check_output_file(e.image, "--out", (".png",), inputs=[e.image]),
+         ValueError, "is the input file"),
+    Case("classifier/checkpoint-is-a-folder", lambda e: load_checkpoint(e.root), ValueError,
+         "is a folder, not a checkpoint file"),
+    Case("sam/checkpoint-is-a-folder", lambda e: resolve_checkpoint("vit_b", e.root, download=False),
+         CheckpointError, "is a folder, not a checkpoint file"),
+    Case("evaluate/empty-ground-truth-names-the-file",
+         lambda e: _evaluate(e, e.broken_dataset(_empty_mask)), DatasetError, r"masks/test/00002.png"),
+    Case("evaluate/limit-0", lambda e: _evaluate(e, limit=0), ValueError, "limit must be an integer >= 1"),
+    Case("evaluate/limit-negative", lambda e: _evaluate(e, limit=-3), ValueError, "limit must be an integer >= 1"),
+    Case("evaluate/batch-size-0", lambda e: _evaluate(e, batch_size=0), ValueError, "batch_size must be"),
+    Case("data/overwrite-a-foreign-folder", lambda e: _build_into(e, _precious, overwrite=True), FileExistsError,
+         "not a camseg dataset .* even with --overwrite"),
+    Case("data/out-is-a-file", lambda e: _build_into(e, lambda p: p.write_text("x")), FileExistsError,
+         "is a file, not a dataset folder"),
+    Case("data/negative-seed", lambda e: _build_into(e, lambda p: None, seed=-1), ValueError, "seed must be"),
 ]
 
 
@@ -248,3 +327,147 @@ def test_bad_input_gives_a_clear_error(case, env):
 
 def test_the_table_is_large():
     assert len(CASES) >= 60 and len({c.id for c in CASES}) == len(CASES)
+
+
+# ---------------------------------------------------------------------------
+# Inputs that used to fail and are now accepted: each must give the same answer as the plain form.
+
+
+def _same_maps(e: Env, call: Callable[[], np.ndarray], targets=(3, 3)) -> None:
+    np.testing.assert_allclose(call(), e.cam(e.x, list(targets)), atol=1e-5)
+
+
+ACCEPTED = {
+    "cam/one-int-for-the-batch": lambda e: _same_maps(e, lambda: e.cam(e.x, targets=3)),
+    "cam/0-d-tensor": lambda e: _same_maps(e, lambda: e.cam(e.x, targets=torch.tensor(3))),
+    "cam/numpy-int": lambda e: _same_maps(e, lambda: e.cam(e.x, targets=np.int64(3))),
+    "cam/whole-float": lambda e: _same_maps(e, lambda: e.cam(e.x, targets=3.0)),
+    "cam/tensor-of-targets": lambda e: _same_maps(e, lambda: e.cam(e.x, targets=torch.tensor([3, 1])), (3, 1)),
+    "cam/float64-input": lambda e: _same_maps(e, lambda: e.cam(e.x.double(), [3, 3])),
+    "cam/inside-inference-mode": lambda e: _same_maps(e, lambda: _in_inference_mode(lambda: e.cam(e.x, [3, 3]))),
+    "pipeline/0-d-tensor": lambda e: _same_targets(e, torch.tensor(3)),
+    "pipeline/whole-float": lambda e: _same_targets(e, 3.0),
+    "pipeline/class-name": lambda e: _same_targets(e, "star"),
+    "pipeline/float64-input": lambda e: np.testing.assert_array_equal(
+        e.pipe.run(e.x.double(), targets=3).masks, e.pipe.run(e.x, targets=3).masks),
+    "pipeline/float64-input-mask-scoring": lambda e: np.testing.assert_array_equal(
+        e.fg_pipe.run(e.x.double(), targets=3).masks, e.fg_pipe.run(e.x, targets=3).masks),
+}
+
+
+def _in_inference_mode(call):
+    with torch.inference_mode():
+        return call()
+
+
+def _same_targets(e: Env, targets) -> None:
+    out = e.pipe.run(e.x, targets=targets)
+    assert out.targets.tolist() == [3, 3]
+    np.testing.assert_array_equal(out.masks, e.pipe.run(e.x, targets=[3, 3]).masks)
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_accepted_inputs_give_the_plain_answer(name, env):
+    ACCEPTED[name](env)
+
+
+def test_a_model_in_train_mode_is_explained_in_eval_mode_with_a_warning(env):
+    model = env.model
+    reference = env.cam(env.x, [3, 3])
+    model.train()
+    model.conv1.eval()  # a module with its own mode: it must come back as it was
+    stats = model.bn.running_mean.clone()
+    with pytest.warns(UserWarning, match="model is in train mode"):
+        maps = env.cam(env.x, [3, 3])
+    with pytest.warns(UserWarning, match="train mode"):
+        first = env.cam(env.x[:1], [3])  # alone: the same map as within the batch
+    try:
+        np.testing.assert_allclose(maps, reference, atol=1e-6)
+        np.testing.assert_allclose(first[0], maps[0], atol=1e-6)
+        torch.testing.assert_close(model.bn.running_mean, stats)  # no batch-norm update
+        assert model.training and model.bn.training and not model.conv1.training
+    finally:
+        model.eval()
+
+
+# ---------------------------------------------------------------------------
+# The command line: every known error is one line on stderr, exit status 2, no traceback.
+
+
+@dataclass(frozen=True)
+class CliCase:
+    id: str
+    argv: Callable[[Env], list[str]]
+    match: str
+
+
+def _seg(e: Env, *extra: str, image: Path | None = None) -> list[str]:
+    return ["segment", str(image or e.image), "--checkpoint", str(e.good_ckpt), "--segmenter", "offline",
+            "--out", str(e.root / "mask.png"), *extra]
+
+
+def _ev(e: Env, *extra: str) -> list[str]:
+    return ["evaluate", "--data", str(e.dataset), "--checkpoint", str(e.good_ckpt), "--segmenter", "offline", *extra]
+
+
+def _tr(e: Env, *extra: str) -> list[str]:
+    return ["train", "--data", str(e.dataset), "--arch", "resnet18", "--epochs", "1", "--no-pretrained",
+            "--input-scale", "1", "--out", str(e.root / "c.pt"), *extra]
+
+
+CLI_CASES = [
+    CliCase("evaluate/limit-negative", lambda e: _ev(e, "--limit", "-3"), r"--limit: expected an integer >= 1, got -3"),
+    CliCase("evaluate/limit-0", lambda e: _ev(e, "--limit", "0"), r"--limit: expected an integer >= 1, got 0"),
+    CliCase("evaluate/batch-size-0", lambda e: _ev(e, "--batch-size", "0"), r"--batch-size: expected an integer >= 1"),
+    CliCase("evaluate/batch-size-negative", lambda e: _ev(e, "--batch-size", "-1"), r"--batch-size: expected an int"),
+    CliCase("evaluate/json-is-a-folder", lambda e: _ev(e, "--json", str(e.root)), r"--json .* is a folder"),
+    CliCase("evaluate/empty-mask-file", lambda e: _ev(e, "--split", "test") [:2] + [str(e.broken_dataset(_empty_mask))]
+            + _ev(e)[3:], r"masks/test/00002.png"),
+    CliCase("train/batch-size-0", lambda e: _tr(e, "--batch-size", "0"), r"--batch-size: expected an integer >= 1"),
+    CliCase("train/lr-nan", lambda e: _tr(e, "--lr", "nan"), r"--lr: expected a finite number > 0"),
+    CliCase("train/out-is-a-folder", lambda e: _tr(e)[:-2] + ["--out", str(e.root)], r"--out .* is a folder"),
+    CliCase("data/seed-negative", lambda e: ["data", "build", "--out", str(e.root / "d"), "--seed", "-1"],
+            r"--seed: expected an integer >= 0"),
+    CliCase("data/train-negative", lambda e: ["data", "build", "--out", str(e.root / "d"), "--train", "-5"],
+            r"--train: expected an integer >= 0"),
+    CliCase("segment/mask-as-jpeg", lambda e: _seg(e)[:-2] + ["--out", str(e.root / "m.jpg")],
+            r"\.jpg is not supported.*lossless"),
+    CliCase("segment/out-is-a-folder", lambda e: _seg(e)[:-2] + ["--out", str(e.root)], r"is a folder; give a file"),
+    CliCase("segment/out-without-extension", lambda e: _seg(e)[:-2] + ["--out", str(e.root / "mask")],
+            "no file extension"),
+    CliCase("segment/out-is-the-input", lambda e: _seg(e)[:-2] + ["--out", str(e.image)], "is the input file"),
+    CliCase("segment/image-too-small", lambda e: _seg(e, image=e.tiny_image), r"15 x 11 pixels .*at least 16 x 12"),
+    CliCase("segment/checkpoint-is-a-folder", lambda e: _seg(e)[:2] + ["--checkpoint", str(e.root)] + _seg(e)[4:],
+            "is a folder, not a checkpoint file"),
+    CliCase("segment/unknown-target", lambda e: _seg(e, "--target", "hexagon"), "unknown class name 'hexagon'"),
+    CliCase("segment/sam-checkpoint-corrupt", lambda e: _seg(e)[:4] + ["--segmenter", "sam"] + _seg(e)[6:],
+            r"SAM checkpoint .*truncated\.pt.* corrupt"),
+    CliCase("segment/write-fails", lambda e: _seg(e)[:-2] + ["--out", "/proc/camseg-mask.png"], r"/proc"),
+    CliCase("report/nothing-cached", lambda e: ["report", "--workdir", str(e.root / "empty-work"), "--out",
+                                                str(e.root / "r.pdf")], r"no cached results in .*camseg build"),
+    CliCase("report/out-not-pdf", lambda e: ["report", "--workdir", str(e.root), "--out", str(e.root / "r.html")],
+            r"\.html is not supported here; expected one of \.pdf"),
+]
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])
+def test_cli_error_is_one_line_with_exit_2(case, env, capsys, monkeypatch):
+    from camseg.cli import main
+
+    monkeypatch.setenv("CAMSEG_SAM_CHECKPOINT", str(env.root / "truncated.pt"))
+    argv = case.argv(env)
+    capsys.readouterr()
+    code = main(argv)
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2, (code, out, err)
+    assert len(lines) == 1 and lines[0].startswith("camseg"), err
+    assert "Traceback" not in err
+    assert __import__("re").search(case.match, lines[0]), lines[0]
+
+
+def test_cli_debug_shows_the_traceback(env, capsys):
+    from camseg.cli import main
+
+    with pytest.raises(ValueError, match="is a folder, not a checkpoint"):
+        main(_seg(env)[:2] + ["--checkpoint", str(env.root)] + _seg(env)[4:] + ["--debug"])

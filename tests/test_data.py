@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +15,7 @@ from PIL import Image
 from camseg import cifar
 from camseg.data import (
     CLASSES, IMAGE_SIZE, DatasetError, ShapeSpec, ShapesDataset, build_dataset, denormalize, normalize,
-    render_sample, sample_shape, shape_polygon,
+    read_manifest, render_sample, sample_shape, shape_polygon,
 )
 from conftest import TINY_SIZES
 
@@ -79,29 +82,48 @@ def test_render_known_square():
     assert (image[mask] == (10, 20, 30)).all() and (image[~mask] == 0).all()
 
 
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_interrupted_build_leaves_nothing(tmp_path, fake_cifar, monkeypatch):
     import camseg.data as data
+    from camseg.paths import STALE_SECONDS, owner_tag
 
     calls = {"n": 0}
-    real = data._write_png
+    real = data._png_bytes
 
-    def failing(path, array):
+    def failing(array):
         calls["n"] += 1
         if calls["n"] > 7:
             raise KeyboardInterrupt
-        real(path, array)
+        return real(array)
 
-    monkeypatch.setattr(data, "_write_png", failing)
+    monkeypatch.setattr(data, "_png_bytes", failing)
     with pytest.raises(KeyboardInterrupt):
         build_dataset(tmp_path / "ds", seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False)
-    assert list(tmp_path.iterdir()) == []  # neither the dataset nor a partial folder
+    assert [p.name for p in tmp_path.iterdir()] == [".ds.lock"]  # neither the dataset nor a partial folder
     # a build killed outright leaves a hidden partial folder: it never loads, and the next build removes it
-    (tmp_path / ".ds.partial-killed" / "images" / "train").mkdir(parents=True)
+    # once its owner is gone; a folder of unknown owner is removed only when stale
+    host = owner_tag().split("@")[1]
+    killed = tmp_path / f".ds.partial-{_dead_pid()}@{host}.x1"
+    unknown = tmp_path / ".ds.partial-killed"
+    for left in (killed, unknown):
+        (left / "images" / "train").mkdir(parents=True)
     with pytest.raises(DatasetError, match="does not exist"):
         ShapesDataset(tmp_path / "ds", "train")
-    monkeypatch.setattr(data, "_write_png", real)
+    monkeypatch.setattr(data, "_png_bytes", real)
     build_dataset(tmp_path / "ds", seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.lock", ".ds.partial-killed", "ds"]
+    old = time.time() - STALE_SECONDS - 1
+    os.utime(unknown, (old, old))
+    build_dataset(tmp_path / "ds", seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False)  # reused
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.lock", "ds"]
     assert len(ShapesDataset(tmp_path / "ds", "train")) == 10
 
 
@@ -113,7 +135,7 @@ def test_existing_dataset_kept_or_refused(tmp_path, fake_cifar):
     with pytest.raises(FileExistsError, match="overwrite"):
         build_dataset(path, seed=5, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False)
     build_dataset(path, seed=5, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False, overwrite=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.lock", "ds"]
 
 
 @pytest.fixture()
@@ -217,3 +239,82 @@ def test_env_var_source(monkeypatch, fake_cifar):
 
 def test_image_size_constant():
     assert IMAGE_SIZE == (64, 48)
+
+
+def _official_order(fake_cifar, split: str, seed: int = 5):
+    """A torchvision-style view of the fake copy: its images decoded, classes interleaved in a
+    random order, each class's images kept in the order of their names (as the real copy's
+    conversion script numbered them)."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    with tarfile.open(fake_cifar / f"{split}.tar") as tar:
+        members = sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: cifar._class_order_key(m.name))
+        per_class: dict[int, list[np.ndarray]] = {}
+        for m in members:
+            image = np.asarray(Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB"))
+            per_class.setdefault(cifar.CLASS_NAMES.index(m.name.split("/")[1]), []).append(image)
+    labels = np.concatenate([[c] * len(v) for c, v in per_class.items()])
+    np.random.default_rng(seed).shuffle(labels)
+    taken = dict.fromkeys(per_class, 0)
+    data = []
+    for c in labels:
+        data.append(per_class[c][taken[c]])
+        taken[c] += 1
+    return np.stack(data), labels
+
+
+def test_both_cifar_sources_give_the_same_dataset(tmp_path, fake_cifar):
+    arrays = {True: _official_order(fake_cifar, "train"), False: _official_order(fake_cifar, "test")}
+    batches = cifar.TorchvisionSource(arrays=arrays)
+    copy = cifar.TarSource(fake_cifar)
+    idx = np.array([0, 7, 19, 33])
+    np.testing.assert_array_equal(batches.load(True, idx), copy.load(True, idx))
+    a = build_dataset(tmp_path / "a", seed=1, cifar10=copy, sizes={"train": 8, "val": 4, "test": 4}, progress=False)
+    b = build_dataset(tmp_path / "b", seed=1, cifar10=batches, sizes={"train": 8, "val": 4, "test": 4},
+                      progress=False)
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(ShapesDataset(a, split).arrays()[0], ShapesDataset(b, split).arrays()[0])
+    assert read_manifest(a)["cifar10_source"] == "tar" and read_manifest(b)["cifar10_source"] == "torchvision"
+    assert read_manifest(a)["backgrounds"] == read_manifest(b)["backgrounds"]
+    # the batches' raw order would give other photos: the test is not vacuous
+    raw = arrays[True][0][idx]
+    assert not np.array_equal(raw, copy.load(True, idx))
+
+
+def test_name_offset_check_finds_zero(fake_cifar, tmp_path):
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    data, labels = _official_order(fake_cifar, "test")
+    for split in ("train", "test"):  # a dense copy: NNNN = index within the class, as in the real one
+        with tarfile.open(tmp_path / f"{split}.tar", "w") as tar:
+            for c in np.unique(labels):
+                for k, image in enumerate(data[labels == c]):
+                    buf = io.BytesIO()
+                    Image.fromarray(image).save(buf, format="PNG")  # lossless, so the match is exact
+                    info = tarfile.TarInfo(f"{split}/{cifar.CLASS_NAMES[c]}/{k:04d}.jpg")
+                    info.size = buf.tell()
+                    buf.seek(0)
+                    tar.addfile(info, buf)
+    arrays = {True: (data, labels), False: (data, labels)}
+    diffs = cifar.match_name_offset(cifar.TarSource(tmp_path), cifar.TorchvisionSource(arrays=arrays), n=5)
+    assert diffs[0] == 0.0 and diffs[1] > 20 and diffs[-1] > 20
+
+
+def test_a_built_dataset_is_reused_without_any_cifar_source(tmp_path, fake_cifar, monkeypatch):
+    sizes = {"train": 4, "val": 2, "test": 2}
+    out = build_dataset(tmp_path / "d", seed=0, cifar10=fake_cifar, sizes=sizes, progress=False)
+    monkeypatch.setenv(cifar.ENV_VAR, str(tmp_path / "nowhere"))
+    monkeypatch.setattr(cifar, "resolve_cifar10", lambda *a, **k: pytest.fail("looked for CIFAR-10"))
+    assert build_dataset(out, seed=0, sizes=sizes, progress=False) == out
+    manifest = read_manifest(out)
+    (out / "dataset.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "backgrounds"}))
+    assert build_dataset(out, seed=0, sizes=sizes, progress=False) == out  # older tar manifest: same order
+    (out / "dataset.json").write_text(json.dumps({**manifest, "cifar10_source": "torchvision"} | {"backgrounds": "x"}))
+    with pytest.raises(FileExistsError, match="was not built with these settings"):
+        build_dataset(out, seed=0, sizes=sizes, progress=False)

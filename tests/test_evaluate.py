@@ -56,7 +56,8 @@ def test_write_json_and_table(result, tmp_path):
     assert "_masks" not in loaded
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
     table = format_table(result)
-    assert "oracle" in table and "foreground_background" in table and "regiongrow" in table
+    assert "oracle point" in table and "CAM foreground + background points" in table and "regiongrow" in table
+    assert "foreground_background" not in table and "cam_argmax" not in table  # plain names, as in the book
 
 
 def test_cli_evaluate_and_segment(tiny_dataset, tiny_checkpoint, tmp_path, capsys):

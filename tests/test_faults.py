@@ -103,15 +103,28 @@ def test_download_killed_mid_write_is_never_taken_and_is_cleaned_up(tmp_path, mo
     assert child.returncode == -signal.SIGKILL
     assert not (folder / SPEC.filename).exists()  # nothing under the final name
     (left,) = folder.glob(".*.partial")
-    # A later run: a fresh temporary file may be another process's live download and is kept;
-    # once stale it is removed, and the download completes.
+    # A later run: the killed writer's temporary file is removed at once (its owner is gone), and
+    # the download completes.
     _use_downloader(monkeypatch, _Downloader())
     download_checkpoint(SPEC, folder, progress=False)
-    assert left.exists() and (folder / SPEC.filename).read_bytes() == PAYLOAD
-    _age(left, STALE_SECONDS + 1)
-    (folder / SPEC.filename).unlink()
-    download_checkpoint(SPEC, folder, progress=False)
-    assert [p.name for p in folder.iterdir()] == [SPEC.filename]
+    assert not left.exists() and [p.name for p in folder.iterdir()] == [SPEC.filename]
+    assert (folder / SPEC.filename).read_bytes() == PAYLOAD
+
+
+def test_a_live_writers_partial_is_kept_until_its_owner_is_gone(tmp_path):
+    from camseg.paths import owner_tag
+
+    host = owner_tag().split("@")[1]
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".ckpt.pt.{child.pid}@{host}.abc.partial"
+        live.write_bytes(b"half")
+        _age(live, STALE_SECONDS + 5)  # old, but its writer still runs: not ours to delete
+        assert remove_stale_partials(tmp_path / "ckpt.pt") == [] and live.exists()
+    finally:
+        child.kill()
+        child.wait()
+    assert remove_stale_partials(tmp_path / "ckpt.pt") == [live] and not live.exists()
 
 
 def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path):
@@ -189,3 +202,145 @@ def test_corrupt_embedding_file_is_recomputed_and_replaced(tmp_path, sam_model):
     check = SamSegmenter(model=sam_model, cache_dir=tmp_path, model_id="tiny")
     check.set_image(_image())
     assert check.encoder_calls == 0  # the file was rewritten whole
+
+
+# ---------------------------------------------------------------------------
+# Dataset builds: concurrent, verified, never replacing what is not theirs (issue 13)
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_concurrent_builds_of_one_folder_give_one_complete_dataset(tmp_path, fake_cifar):
+    """A second build started while the first is writing waits for it, then reuses its verified result."""
+    from camseg.data import ShapesDataset, build_dataset, verify_dataset
+    from conftest import TINY_SIZES
+
+    out = tmp_path / "ds"
+    code = textwrap.dedent(f"""
+        import time
+        import camseg.data as data
+        real = data._png_bytes
+        def slow(array):
+            time.sleep(0.03)
+            return real(array)
+        data._png_bytes = slow
+        data.build_dataset({str(out)!r}, seed=0, cifar10={str(fake_cifar)!r}, sizes={TINY_SIZES!r}, progress=False)
+        print("first done")
+    """)
+    first = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".ds.partial-*/images/train/*.png")):
+        assert time.time() < deadline and first.poll() is None, "the first build never started writing"
+        time.sleep(0.02)
+    with pytest.raises(TimeoutError, match="another process is still building"):
+        build_dataset(out, seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False, lock_timeout=0.05)
+    said = []
+    path = build_dataset(out, seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False, log=said.append)
+    assert first.wait(60) == 0 and "first done" in first.stdout.read()
+    assert any("another process is building" in line for line in said)
+    assert not list(tmp_path.glob(".ds.partial-*"))  # the first's folder was published, never deleted
+    verify_dataset(path)
+    assert [len(ShapesDataset(path, s)) for s in ("train", "val", "test")] == [10, 5, 5]
+
+
+def test_a_rerun_verifies_before_it_trusts(tmp_path, fake_cifar):
+    from camseg.data import DatasetError, build_dataset, verify_dataset
+    from conftest import TINY_SIZES
+
+    out = build_dataset(tmp_path / "ds", seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False)
+    good = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")}
+    for name in ("00001.png", "00004.png"):
+        (out / "images" / "train" / name).unlink()
+    with pytest.raises(DatasetError, match=r"images/train holds 8 of the 10 files .*missing 00001.png, 00004.png"):
+        verify_dataset(out)
+    said = []
+    build_dataset(out, seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False, log=said.append)
+    assert any("fails verification" in line and "rebuilding" in line for line in said)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")} == good
+    # the same size, other content: only the content digest sees it
+    mask = out / "masks" / "val" / "00002.png"
+    data = bytearray(mask.read_bytes())
+    data[-20] ^= 0xFF
+    mask.write_bytes(bytes(data))
+    verify_dataset(out, full=False)
+    with pytest.raises(DatasetError, match="contents of .*masks/val differ"):
+        verify_dataset(out)  # modified after the manifest: its folder is hashed
+    built = (out / "dataset.json").stat().st_mtime
+    os.utime(mask, (built - 1, built - 1))  # an edit that hides its time is found by a full check only
+    verify_dataset(out)
+    with pytest.raises(DatasetError, match="contents of .*masks/val differ"):
+        verify_dataset(out, full=True)
+    os.utime(mask)
+    build_dataset(out, seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False, log=said.append)
+    assert mask.read_bytes() == good[mask.relative_to(out)]
+
+
+def test_overwrite_replaces_only_a_camseg_dataset_or_an_empty_folder(tmp_path, fake_cifar, capsys):
+    from camseg.cli import main
+
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("years of work")
+    base = ["data", "build", "--cifar10", str(fake_cifar), "--train", "5", "--val", "5", "--test", "5", "--out"]
+    assert main([*base, str(precious), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "not a camseg dataset" in err and "even with --overwrite" in err
+    assert (precious / "thesis.txt").read_text() == "years of work"
+    assert main([*base, str(precious)]) == 2
+    assert "pass overwrite" not in capsys.readouterr().err  # never suggested for a foreign folder
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*base, str(empty)]) == 0  # an empty folder is filled, no --overwrite needed
+    assert main([*base, str(empty), "--seed", "3"]) == 2  # a dataset built otherwise: --overwrite needed
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*base, str(empty), "--seed", "3", "--overwrite"]) == 0
+    assert "verified against its dataset.json" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_files_get_the_users_umask(tmp_path, fake_cifar, umask):
+    from camseg.classifier import save_checkpoint
+    from camseg.data import build_dataset
+    from camseg.io import save_mask
+    from conftest import TINY_SIZES, TinyNet
+
+    old = os.umask(umask)
+    try:
+        ds = build_dataset(tmp_path / "ds", seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False)
+        ckpt = save_checkpoint(TinyNet(), {"arch": "tiny"}, tmp_path / "c.pt")
+        mask = save_mask(np.zeros((4, 4), bool), tmp_path / "m.png")
+        with atomic_path(tmp_path / "r.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        os.umask(old)
+    assert ds.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (ds / "images" / "train").stat().st_mode & 0o777 == 0o777 & ~umask
+    for f in (ds / "dataset.json", ds / "images" / "train" / "00000.png", ckpt, mask, tmp_path / "r.json"):
+        assert f.stat().st_mode & 0o777 == 0o666 & ~umask, f
+
+
+def test_a_killed_trainings_partial_checkpoint_is_removed_by_the_next_save(tmp_path):
+    from camseg.classifier import save_checkpoint
+    from camseg.paths import owner_tag
+    from conftest import TinyNet
+
+    host = owner_tag().split("@")[1]
+    left = tmp_path / f".c.pt.{_dead_pid()}@{host}.k1.partial"  # a training killed while saving, a moment ago
+    left.write_bytes(b"half a checkpoint")
+    save_checkpoint(TinyNet(), {"arch": "tiny"}, tmp_path / "c.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+
+
+def test_report_with_nothing_cached_says_how_to_build(tmp_path, capsys):
+    from camseg.cli import main
+
+    work = tmp_path / "work"
+    assert main(["report", "--workdir", str(work), "--out", str(tmp_path / "r.pdf")]) == 2
+    err = capsys.readouterr().err
+    assert "no cached results" in err and "camseg build" in err and "--build" in err
+    assert not work.exists() and not (tmp_path / "r.pdf").exists()  # nothing was built

@@ -55,12 +55,24 @@ def _text(path: Path) -> tuple[int, str]:
     return len(reader.pages), "\n".join(page.extract_text() for page in reader.pages)
 
 
+def _pages(path: Path) -> list[str]:
+    return [page.extract_text() for page in pypdf.PdfReader(str(path)).pages]
+
+
 def test_report_pdf_pages_backend_and_every_number(fake_results, tmp_path):
+    fake_results["segmenter_note"] = "UserWarning: no SAM checkpoint in /root/.cache/camseg/sam; using offline"
     out = report.write_report(fake_results, tmp_path / "sub" / "report.pdf")
     assert out == tmp_path / "sub" / "report.pdf"
     pages, text = _text(out)
-    assert pages in (1, 2)
-    assert "fakeseg-backend" in text
+    assert pages == 2
+    first, second = _pages(out)
+    assert "fakeseg-backend" in first and "stand-in for SAM" in " ".join(first.split())
+    # no log text, warning or path in the report
+    assert "Warning" not in text and "warning" not in text and "/root" not in text and ".cache" not in text
+    # the tables are whole on page 2: caption, group rows and last rows together
+    for needle in ("Every metric on the test split", "Prompt points on the test split", "degraded (noise + JPEG)"):
+        assert needle in second and needle not in first, needle
+    assert "cam_argmax" not in text and "CAM maximum" in second  # plain names
     for tag in ("clean", "degraded"):
         for name, m in fake_results["eval"][tag]["pipelines"].items():
             assert report.fmt(m["iou"]) in text, (tag, name, "iou")
@@ -69,9 +81,21 @@ def test_report_pdf_pages_backend_and_every_number(fake_results, tmp_path):
             if m["bg_hit_rate"] is not None:
                 assert report.fmt(m["bg_hit_rate"]) in text
                 assert report.fmt(m["bg_distance"], "distance") in text
-    for label in ("IoU", "fg hit", "bg hit", "oracle", "centre", "degraded"):
+    for label in ("IoU", "fg hit", "bg hit", "oracle", "centre", "degraded", "fg dist (px) ↓"):
         assert label in text
     assert not list(out.parent.glob("*.partial"))  # atomic: no leftovers
+
+
+def test_report_spreads_when_results_have_them(fake_results, tmp_path):
+    fake_results["eval"]["clean"]["pipelines"]["foreground"]["iou_sd"] = 0.0123
+    html = report.report_html(fake_results)
+    assert "0.871 ± 0.012" in html
+
+
+def test_report_names_sam_as_sam(fake_results):
+    fake_results["segmenter"] = "sam-vit_b"
+    html = report.report_html(fake_results)
+    assert "stand-in for SAM</b>" not in html and "SAM (<b>sam-vit_b</b>)" in html
 
 
 def test_report_improvements_at_most_five_sentences(fake_results):

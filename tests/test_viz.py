@@ -52,7 +52,8 @@ def test_training_curve():
 
 def test_confusion_matrix_counts():
     fig = viz.confusion_matrix([0, 1, 2, 2], [0, 1, 2, 1])
-    assert _n_axes(fig) == 1
+    assert _n_axes(fig) == 2
+    assert "Blues" in fig.axes[1].get_ylabel()
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts.count("1") == 4 and "75.0%" in fig.axes[0].get_title()
     with pytest.raises(ValueError):
@@ -62,8 +63,12 @@ def test_confusion_matrix_counts():
 def test_gradcam_panels(tiny):
     images, masks, cams = tiny
     fig = viz.gradcam_panels(images[:3], cams[:3], masks[:3], titles=["a", "b", "c"])
-    assert _n_axes(fig) == 3 * 4
-    assert [ax.get_title() for ax in fig.axes[:4]][0] == "input"
+    assert _n_axes(fig) == 3 * 4 + 1  # and one colour bar
+    assert [ax.get_title() for ax in fig.axes[:4]][:2] == ["input", "Grad-CAM heatmap"]
+    bar = fig.axes[-1]
+    assert "jet" in bar.get_ylabel() and "rescaled" in bar.get_ylabel()
+    plus = viz.gradcam_panels(images[:1], cams[:1], masks[:1], method="Grad-CAM++")
+    assert plus.axes[1].get_title() == "Grad-CAM++ heatmap"  # never headed "Grad-CAM" for Grad-CAM++
 
 
 def test_prompts_on_images_xy_order(tiny):
@@ -71,7 +76,10 @@ def test_prompts_on_images_xy_order(tiny):
     coords = np.array([[[2.0, 9.0], [14.0, 1.0]]] * 2)  # (x, y)
     labels = np.array([[1, 0], [1, -1]])
     fig = viz.prompts_on_images(images[:2], coords, labels, masks=masks[:2], cams=cams[:2], titles=["x", "y"])
-    assert _n_axes(fig) == 2
+    assert _n_axes(fig) == 3  # two images and the CAM colour bar
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["foreground point", "background point", "true outline"]
+    assert "jet" in fig.axes[-1].get_ylabel()
     fg = fig.axes[0].collections[-2].get_offsets()  # foreground drawn first, then background
     assert np.allclose(np.asarray(fg), [[2.0, 9.0]])  # x is the column, y the row
     with pytest.raises(ValueError, match="x, y"):
@@ -85,6 +93,27 @@ def test_mask_gallery(tiny):
                            titles=["1", "2", "3"], backend="regiongrow")
     assert _n_axes(fig) == 2 * 3
     assert "regiongrow" in fig.get_suptitle()
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"foreground point", "extra (mask only)", "missed (truth only)", "mask and truth"} <= set(legend)
+    five = viz.mask_gallery(images, np.roll(masks, 2, axis=2), masks, ncols=3)
+    assert _n_axes(five) == 2 * 6 and sum(ax.get_visible() for ax in five.axes) == 2 * 5  # one cell hidden
+
+
+def test_pipeline_summary_and_histogram_and_failures(tiny):
+    images, masks, cams = tiny
+    fig = viz.pipeline_summary(images[0], cams[0], np.array([[3.0, 4.0], [10.0, 1.0]]), np.array([1, 0]),
+                               masks[0], masks[0], explained="star", iou=1.0, backend="regiongrow")
+    assert _n_axes(fig) == 5
+    assert [ax.get_title(loc="left") for ax in fig.axes[:4]] == [
+        "1  input", "2  Grad-CAM of 'star'", "3  point prompts", "4  mask, IoU 1.00"]
+    hist = viz.iou_histogram({"clean": np.array([0.1, 0.9, 1.0]), "degraded": np.array([0.2, 0.3, 1.0])})
+    assert _n_axes(hist) == 1
+    assert [t.get_text() for t in hist.axes[0].get_legend().get_texts()] == [
+        "clean (3 images, 1 below 0.5)", "degraded (3 images, 2 below 0.5)"]
+    with pytest.raises(ValueError, match="1-D"):
+        viz.iou_histogram(np.zeros((2, 2)))
+    bars = viz.failure_counts({"wrong class": 2, "small shape": 0}, 500)
+    assert _n_axes(bars) == 1 and "of 500" in bars.axes[0].get_xlabel()
 
 
 def test_cam_overlay_and_png(tiny):

@@ -275,6 +275,8 @@ def resolve_checkpoint(
                          (_env_checkpoint(spec), f"${CHECKPOINT_ENV_VAR}")):
         if path is None:
             continue
+        if path.is_dir():
+            raise CheckpointError(f"SAM checkpoint {path} (from the {origin}) is a folder, not a checkpoint file")
         if not path.is_file():
             raise CheckpointError(f"SAM checkpoint {path} (from the {origin}) does not exist")
         if not _size_ok(path, spec):

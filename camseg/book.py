@@ -1,0 +1,417 @@
+"""The book's one set-up line: ``B = book.setup(WORKDIR, SEED)``.
+
+:func:`setup` loads (or builds, the first time) the computed results,
+registers every number the chapters' prose quotes as a ``myst_nb`` glue
+value (:func:`glue_values`, so no number is ever typed), makes figures
+sharp (retina PNGs) and returns a :class:`Book`: the results plus the few
+derived arrays the chapters show (the classifier's predictions and the CAMs
+of the whole test split, per-image IoU, the failure taxonomy), each computed
+at most once per kernel.
+
+Numbers are formatted by the chapters' glue roles (``{glue:text}`key:.3f```)
+and by :mod:`camseg.tables`; this module only computes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Book", "glue_values", "reproducibility_markdown", "setup"]
+
+PACKAGES = ("camseg", "torch", "torchvision", "numpy", "scipy", "scikit-image", "opencv-python-headless",
+            "efficientnet-lite-pytorch", "segment-anything", "matplotlib", "jupyter-book", "sphinx", "myst-nb",
+            "sphinx-mathjax-offline", "weasyprint")
+"""Packages whose versions the reproducibility box lists."""
+
+
+CODE_NAMES = frozenset({"backend", "arch", "cam_default_layer"})
+"""Glue keys whose text is a code name (shown in code font)."""
+
+
+def _as_dict(res):
+    """The results as the nested dict the chapters read (a typed results object has ``as_dict``)."""
+    return res.as_dict() if hasattr(res, "as_dict") else res
+
+
+def _field(res, name: str):
+    """``res[name]`` for a dict of results, ``res.name`` for any other results object."""
+    if isinstance(res, Mapping):
+        return res[name]
+    return getattr(res, name)
+
+
+class Book:
+    """The results of one build and what the chapters derive from them.
+
+    Attributes:
+        results: what :func:`camseg.report.results` returned.
+    """
+
+    def __init__(self, results) -> None:
+        self.results = _as_dict(results)
+
+    def __getitem__(self, name: str):
+        return _field(self.results, name)
+
+    # ---- plain views of the results ------------------------------------------------
+    @property
+    def arrays(self) -> Mapping[str, np.ndarray]:
+        """The test split: ``images`` uint8 (N, H, W, 3), ``labels`` int (N,), ``masks`` bool (N, H, W)."""
+        return self["arrays"]
+
+    @property
+    def evals(self) -> Mapping[str, dict]:
+        """``{"clean": result, "degraded": result}`` of :func:`camseg.evaluate.evaluate`."""
+        return self["eval"]
+
+    @property
+    def meta(self) -> Mapping:
+        return self["meta"]
+
+    @property
+    def model(self):
+        return self["model"]
+
+    @property
+    def arch(self) -> str:
+        return str(self.meta["arch"])
+
+    @property
+    def segmenter(self) -> str:
+        """The backend that produced every mask (e.g. ``"regiongrow"`` or ``"sam-vit_b"``)."""
+        return str(self["segmenter"])
+
+    @property
+    def is_sam(self) -> bool:
+        return self.segmenter.startswith("sam")
+
+    @property
+    def device(self) -> str:
+        """The device the results were computed on (``"cpu"`` or ``"cuda"``)."""
+        return str(self.results.get("device", "cpu"))
+
+    def shared_segmenter(self):
+        """The segmenter that made the results, one instance per process
+        (:func:`camseg.artifacts.shared_segmenter`: one SAM model and embedding cache)."""
+        from camseg.artifacts import shared_segmenter
+
+        return shared_segmenter(self.segmenter, self.device)
+
+    @property
+    def layers(self) -> list:
+        from camseg.classifier import default_target_layers
+
+        return default_target_layers(self.model, self.arch)
+
+    # ---- derived, computed once ----------------------------------------------------
+    @cached_property
+    def _cam_output(self):
+        from camseg.cam import GradCAM
+        from camseg.data import normalize
+
+        images = self.arrays["images"]
+        cam = GradCAM(self.model, self.layers)
+        outs = [cam.compute(normalize(images[s:s + 50])) for s in range(0, len(images), 50)]
+        return np.concatenate([o.maps for o in outs]), np.concatenate([o.targets for o in outs])
+
+    @property
+    def cams(self) -> np.ndarray:
+        """Grad-CAM of the top class for every test image, float32 (N, H, W) in [0, 1]."""
+        return self._cam_output[0]
+
+    @cached_property
+    def predicted(self) -> np.ndarray:
+        """The classifier's top class for every test image, int (N,)."""
+        from camseg.classifier import predict
+        from camseg.data import normalize
+
+        return predict(self.model, normalize(self.arrays["images"])).argmax(1).numpy()
+
+    def cams_of(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        """Grad-CAM (top class) of a few test images: maps float32 (K, H, W), explained classes int (K,)."""
+        from camseg.cam import GradCAM
+        from camseg.data import normalize
+
+        out = GradCAM(self.model, self.layers).compute(normalize(self.arrays["images"][list(indices)]))
+        return out.maps, out.targets
+
+    @cached_property
+    def predictions(self) -> dict:
+        """Clean-split masks and points per pipeline (:func:`camseg.report.load_predictions`)."""
+        from camseg.report import load_predictions
+
+        return load_predictions(self["predictions"])["pipelines"]
+
+    def ious(self, pipeline: str = "foreground_background") -> np.ndarray:
+        """Per-image IoU of a pipeline on the clean test split, float (N,)."""
+        from camseg.metrics import iou_per_image
+
+        return iou_per_image(self.predictions[pipeline]["masks"], self.arrays["masks"])
+
+    def summary_figure(self, index: int = 3, pipeline: str = "foreground_background"):
+        """The method on one test image: input → Grad-CAM → points → mask (:func:`camseg.viz.pipeline_summary`)."""
+        from camseg.data import CLASSES
+        from camseg.viz import pipeline_summary
+
+        cam, target = self.cams_of([index])
+        p = self.predictions[pipeline]
+        return pipeline_summary(self.arrays["images"][index], cam[0], p["point_coords"][index],
+                                p["point_labels"][index], p["masks"][index], self.arrays["masks"][index],
+                                explained=CLASSES[int(target[0])], iou=float(self.ious(pipeline)[index]),
+                                backend=self.segmenter)
+
+    def backend_sentence(self) -> str:
+        """One plain sentence (Markdown) on which segmenter made the masks, and whether it is SAM."""
+        if self.is_sam:
+            return f"Every mask in this book was made by SAM (`{self.segmenter}`), the reference backend."
+        return (f"Every mask in this book was made by `{self.segmenter}`, an **offline stand-in for SAM**: "
+                "SAM's weights could not be downloaded on the machine that built this book, so its numbers "
+                "are not SAM's (see *How SAM makes a mask* in the segmentation chapter).")
+
+    def failures(self, pipeline: str = "foreground_background", iou_threshold: float = 0.5):
+        """The cause of each failed image (:func:`camseg.failures.classify_failures`)."""
+        from camseg.failures import classify_failures
+
+        p = self.predictions[pipeline]
+        return classify_failures(self.ious(pipeline), self.arrays["labels"], self.predicted, self.cams,
+                                 self.arrays["masks"], p["masks"], p["point_coords"], p["point_labels"],
+                                 iou_threshold=iou_threshold)
+
+
+def _find_root(start: Path | None = None) -> Path | None:
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file():
+            return folder
+    return None
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def reproducibility_markdown(res, profile_path: str | os.PathLike | None = None) -> str:
+    """A Markdown table: seeds, machine, package versions and each stage's time of the last build.
+
+    Args:
+        res: the results (for the seed, the classifier's training time and device).
+        profile_path: ``_build/build-profile.json`` written by ``camseg build``
+            (default: the one under the book's root, if any).
+    """
+    res = _as_dict(res)
+    meta = _field(res, "meta")
+    rows = [("seeds", f"dataset {meta.get('seed', '?')}, training {meta.get('seed', '?')}, "
+                      "degradation noise 0; evaluation is deterministic"),
+            ("segmenter", str(_field(res, "segmenter"))),
+            ("classifier", f"{meta.get('arch')}, trained {meta.get('train_seconds', 0) / 60:.1f} min on "
+                           f"{meta.get('device', 'cpu')}")]
+    try:
+        import psutil
+
+        memory = f", {psutil.virtual_memory().total / 2**30:.0f} GiB memory"
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        memory = ""
+    rows.append(("machine", f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs{memory}, "
+                            f"Python {sys.version.split()[0]}"))
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            rows.append(("GPU", torch.cuda.get_device_name(0)))
+    except ImportError:  # pragma: no cover
+        pass
+    rows.append(("packages", ", ".join(f"{p} {_version(p)}" for p in PACKAGES)))
+    root = _find_root()
+    path = Path(profile_path) if profile_path else (root / "_build" / "build-profile.json" if root else None)
+    profile = None
+    if path is not None and path.is_file():
+        try:
+            profile = json.loads(path.read_text())
+        except (OSError, ValueError):
+            profile = None
+    if profile and profile.get("stages"):
+        stages = "; ".join(f"{r['stage']} {r['seconds']:.0f} s ({r.get('note') or 'done'})".replace(
+            str(root) + "/" if root else "\0", "") for r in profile["stages"])
+        rows.append(("last `camseg build`", f"{stages}; total {profile.get('total_seconds', 0):.0f} s"))
+    else:
+        rows.append(("last `camseg build`", "no build profile yet (`camseg build` writes _build/build-profile.json)"))
+    body = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return f"| item | value |\n|---|---|\n{body}\n"
+
+
+def degradation_sentence(clean: Mapping[str, Mapping], degraded: Mapping[str, Mapping], n_images: int) -> str:
+    """A sentence on how each prompt strategy's foreground hit rate changes on degraded images,
+    with the sampling error that tells a real change from chance.
+
+    ``clean``/``degraded``: ``{strategy: point metrics}`` (the results' ``strategies``).
+
+    >>> degradation_sentence({"cam_argmax": {"fg_hit_rate": 0.70}}, {"cam_argmax": {"fg_hit_rate": 0.72}}, 500)
+    'On degraded images the foreground hit rate rises for CAM maximum (0.700 → 0.720); a change smaller than about 0.041 (two standard errors of a rate near 0.7 over 500 images) is within chance.'
+    """
+    from camseg.tables import strategy_label as label
+
+    ups, downs, same = [], [], []
+    for name, m in clean.items():
+        if name not in degraded or m.get("fg_hit_rate") is None:
+            continue
+        a, b = float(m["fg_hit_rate"]), float(degraded[name]["fg_hit_rate"])
+        part = f"{label(name)} ({a:.3f} → {b:.3f})"
+        (ups if b > a else downs if b < a else same).append(part)
+    rates = [float(m["fg_hit_rate"]) for m in clean.values() if m.get("fg_hit_rate") is not None]
+    p = float(np.median(rates)) if rates else 0.5
+    p = min(max(p, 0.05), 0.95)
+    two_se = 2 * (p * (1 - p) / max(n_images, 1)) ** 0.5
+    bits = []
+    if ups:
+        bits.append("rises for " + ", ".join(ups))
+    if downs:
+        bits.append("falls for " + ", ".join(downs))
+    if same:
+        bits.append("is unchanged for " + ", ".join(same))
+    return (f"On degraded images the foreground hit rate {'; it '.join(bits)}; a change smaller than about "
+            f"{two_se:.3f} (two standard errors of a rate near {p:.1f} over {n_images} images) is within chance.")
+
+
+def comparison_sentences(v: Mapping[str, float]) -> dict[str, str]:
+    """Sentences whose wording depends on the numbers (so the prose never contradicts them).
+
+    ``v``: the numeric glue values (``iou_fb``, ``iou_oracle``, their ``_deg`` twins, ``loss_fb``,
+    ``loss_oracle``, ``hit_fb``, ``hit_fb_deg``).
+
+    >>> s = comparison_sentences({"iou_fb": 0.99, "iou_oracle": 0.992, "iou_fb_deg": 0.93, "iou_oracle_deg": 0.957,
+    ...                           "loss_fb": 0.06, "loss_oracle": 0.035, "hit_fb": 0.998, "hit_fb_deg": 0.97})
+    >>> s["oracle_gap"]
+    'within 0.002 of the oracle click (0.992)'
+    >>> s["degraded_cause"].split(":")[0]
+    'The pipeline loses more than the oracle click (0.060 against 0.035)'
+    """
+    gap = v["iou_oracle"] - v["iou_fb"]
+    oracle_gap = (f"within {gap:.3f} of the oracle click ({v['iou_oracle']:.3f})" if gap < 0.05
+                  else f"{gap:.3f} below the oracle click ({v['iou_oracle']:.3f})")
+    lf, lo = v["loss_fb"], v["loss_oracle"]
+    if lf > lo + 0.005:
+        cause = (f"The pipeline loses more than the oracle click ({lf:.3f} against {lo:.3f}): the segmenter "
+                 f"accounts for part of the drop, the rest comes from the prompts, whose foreground point lands "
+                 f"on the shape for {v['hit_fb_deg']:.1%} of the degraded images ({v['hit_fb']:.1%} clean).")
+    else:
+        cause = (f"The pipeline loses no more than the oracle click ({lf:.3f} against {lo:.3f}): the drop comes "
+                 f"from the segmenter on noisy edges, not from the prompts, whose foreground point lands on the "
+                 f"shape for {v['hit_fb_deg']:.1%} of the degraded images ({v['hit_fb']:.1%} clean).")
+    return {"oracle_gap": oracle_gap, "degraded_cause": cause}
+
+
+def glue_values(res) -> dict[str, object]:
+    """Every number the chapters quote, by glue key (plain floats, ints and short strings).
+
+    Keys start with the chapter's prefix: ``intro_``, ``data_``, ``cam_``, ``pr_``,
+    ``seg_``, ``d_``; ``backend`` is shared.
+    """
+    from camseg.tables import best_threshold
+
+    res = _as_dict(res)
+    evals = _field(res, "eval")
+    meta = _field(res, "meta")
+    clean, degr = evals["clean"], evals.get("degraded") or evals["clean"]
+    pc, pdg = clean["pipelines"], degr["pipelines"]
+    sc, sdg = clean["strategies"], degr["strategies"]
+    study = _field(res, "cam_study") or {}
+    cam_only_t, cam_only = best_threshold(study["cam_only_iou"]) if study.get("cam_only_iou") else (None, None)
+    slic_t, slic = best_threshold(study["cam_slic_iou"]) if study.get("cam_slic_iou") else (None, None)
+    rows = study.get("rows", [])
+    default = next((r for r in rows if r.get("default")), None)
+    pp = next((r for r in rows if default and r["method"] == "Grad-CAM++" and r["layers"] == default["layers"]), None)
+    best_pg = max(rows, key=lambda r: r["pointing_game"]) if rows else None
+    v: dict[str, object] = {
+        "backend": str(_field(res, "segmenter")),
+        "n_test": int(clean["n_images"]),
+        "acc": float(meta["test_accuracy"]),
+        "acc_deg": float(degr["classifier_accuracy"]),
+        "val_acc": float(meta.get("val_accuracy") or float("nan")),
+        "best_epoch": int(meta.get("best_epoch") or 0),
+        "epochs": int(meta.get("epochs") or 0),
+        "train_minutes": float(meta.get("train_seconds", 0.0)) / 60,
+        "arch": str(meta["arch"]),
+        "weights": str(meta.get("initial_weights", "")),
+    }
+    for name in ("center", "foreground", "foreground_background", "oracle"):
+        short = {"center": "center", "foreground": "fg", "foreground_background": "fb", "oracle": "oracle"}[name]
+        v[f"iou_{short}"] = float(pc[name]["iou"])
+        v[f"iou_{short}_deg"] = float(pdg[name]["iou"])
+        v[f"hit_{short}"] = float(pc[name]["fg_hit_rate"])
+        v[f"hit_{short}_deg"] = float(pdg[name]["fg_hit_rate"])
+    v["pr_degradation"] = degradation_sentence(sc, sdg, int(clean["n_images"]))
+    v["gap_oracle"] = v["iou_oracle"] - v["iou_fb"]
+    v["loss_fb"] = v["iou_fb"] - v["iou_fb_deg"]
+    v["loss_oracle"] = v["iou_oracle"] - v["iou_oracle_deg"]
+    v.update(comparison_sentences(v))
+    v["bg_hit_fb"] = float(pc["foreground_background"]["bg_hit_rate"] or 0.0)
+    for name in ("center", "cam_argmax", "cam_centroid", "cam_interior", "mask_scoring"):
+        if name in sc:
+            v[f"pr_{name}"] = float(sc[name]["fg_hit_rate"])
+            v[f"pr_{name}_deg"] = float(sdg[name]["fg_hit_rate"])
+    if cam_only is not None:
+        v["cam_only"], v["cam_only_t"] = cam_only, cam_only_t
+    if slic is not None:
+        v["cam_slic"], v["cam_slic_t"] = slic, slic_t
+    if default:
+        v["cam_default_layer"] = " + ".join(str(n).replace("backbone.", "") for n in default["layers"])
+        v["cam_default_mass"], v["cam_default_pg"] = default["mass_inside"], default["pointing_game"]
+    if pp:
+        v["cam_pp_mass"], v["cam_pp_pg"] = pp["mass_inside"], pp["pointing_game"]
+    if best_pg:
+        v["cam_best_pg"], v["cam_best_pg_mass"] = best_pg["pointing_game"], best_pg["mass_inside"]
+        v["cam_best_pg_name"] = (f"{best_pg['method']} on "
+                                 + " + ".join(str(n).replace("backbone.", "") for n in best_pg["layers"]))
+    return v
+
+
+def setup(workdir: str | os.PathLike | None = None, seed: int = 0, segmenter: str | None = None,
+          device: str | None = None) -> Book:
+    """Load the results, register the glue values and make figures sharp; return a :class:`Book`.
+
+    Meant as the one hidden set-up line of a chapter; outside a notebook
+    (no IPython kernel) it only loads the results. ``segmenter``/``device``:
+    as :func:`camseg.artifacts.results` (None: ``$CAMSEG_SEGMENTER``/``$CAMSEG_DEVICE``, else auto).
+    """
+    import warnings
+
+    from camseg.report import results
+
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+        set_matplotlib_formats("retina")
+    except (ImportError, AttributeError, ValueError):  # not in a notebook
+        pass
+    res = _as_dict(results(workdir, seed=seed, segmenter=segmenter, device=device))
+    try:
+        from IPython import get_ipython
+
+        in_kernel = get_ipython() is not None
+    except ImportError:  # pragma: no cover
+        in_kernel = False
+    if in_kernel:
+        from IPython.display import Markdown
+
+        from camseg.notebook import glue
+
+        for key, value in glue_values(res).items():
+            if isinstance(value, str):  # names reach the prose as Markdown ({glue:md}), never as 'quoted' reprs
+                value = Markdown(f"`{value}`" if key in CODE_NAMES else value)
+            glue(key, value, display=False)
+        glue("repro", Markdown(reproducibility_markdown(res)), display=False)
+        glue("backend_sentence", Markdown(Book(res).backend_sentence()), display=False)
+    return Book(res)

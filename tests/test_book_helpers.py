@@ -1,0 +1,105 @@
+"""camseg.book: the glue values the chapters quote, the reproducibility box, the derived arrays."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from camseg import book
+
+
+def _pipe(iou, fg, bg=None):
+    return {"iou": iou, "fg_hit_rate": fg, "fg_distance": 1.0, "bg_hit_rate": bg, "bg_distance": None,
+            "per_class_iou": {}}
+
+
+def _eval(shift):
+    return {"n_images": 500, "segmenter": "regiongrow", "classifier_accuracy": 0.99 - shift,
+            "pipelines": {"center": _pipe(0.35, 0.354), "foreground": _pipe(0.99 - shift, 0.998),
+                          "foreground_background": _pipe(0.991 - shift, 0.998, 0.002),
+                          "oracle": _pipe(0.992 - shift / 2, 1.0)},
+            "strategies": {"center": {"fg_hit_rate": 0.354}, "cam_argmax": {"fg_hit_rate": 0.70 + shift},
+                           "cam_centroid": {"fg_hit_rate": 0.88}, "cam_interior": {"fg_hit_rate": 0.85},
+                           "mask_scoring": {"fg_hit_rate": 0.998 - shift}}}
+
+
+@pytest.fixture()
+def res():
+    return {"segmenter": "regiongrow", "eval": {"clean": _eval(0.0), "degraded": _eval(0.06)},
+            "meta": {"arch": "efficientnet_lite0", "test_accuracy": 0.996, "val_accuracy": 1.0, "best_epoch": 5,
+                     "epochs": 6, "train_seconds": 480.0, "initial_weights": "ImageNet", "seed": 0},
+            "cam_study": {"rows": [
+                {"method": "Grad-CAM", "layers": ["backbone._blocks.10"], "default": True, "mass_inside": 0.37,
+                 "pointing_game": 0.71},
+                {"method": "Grad-CAM++", "layers": ["backbone._blocks.10"], "default": False, "mass_inside": 0.3,
+                 "pointing_game": 0.6},
+                {"method": "Grad-CAM", "layers": ["backbone._blocks.15"], "default": False, "mass_inside": 0.2,
+                 "pointing_game": 0.8}],
+                "cam_only_iou": {"0.3": 0.40, "0.4": 0.45}, "cam_slic_iou": {"0.5": 0.5}}}
+
+
+def test_glue_values_are_the_results(res):
+    v = book.glue_values(res)
+    assert v["iou_fb"] == 0.991 and v["iou_fb_deg"] == pytest.approx(0.931)
+    assert v["gap_oracle"] == pytest.approx(0.001) and v["loss_oracle"] == pytest.approx(0.03)
+    assert v["cam_only"] == 0.45 and v["cam_only_t"] == 0.4 and v["cam_slic_t"] == 0.5
+    assert v["cam_default_layer"] == "_blocks.10" and v["cam_pp_pg"] == 0.6
+    assert v["cam_best_pg"] == 0.8 and v["cam_best_pg_name"] == "Grad-CAM on _blocks.15"
+    assert v["pr_cam_argmax_deg"] == pytest.approx(0.76) and v["train_minutes"] == 8.0
+    assert "rises for CAM maximum (0.700 → 0.760)" in v["pr_degradation"]
+    assert "falls for mask scoring, foreground + background" in v["pr_degradation"]
+    assert all(isinstance(x, (int, float, str)) for x in v.values())
+    assert v["oracle_gap"] == "within 0.001 of the oracle click (0.992)"
+    assert v["degraded_cause"].startswith("The pipeline loses more than the oracle click (0.060 against 0.030)")
+
+
+def test_comparison_sentences_follow_the_numbers():
+    v = {"iou_fb": 0.757, "iou_oracle": 0.996, "iou_fb_deg": 0.757, "iou_oracle_deg": 0.958, "loss_fb": 0.0,
+         "loss_oracle": 0.038, "hit_fb": 0.76, "hit_fb_deg": 0.79}
+    s = book.comparison_sentences(v)
+    assert s["oracle_gap"] == "0.239 below the oracle click (0.996)"
+    assert s["degraded_cause"].startswith("The pipeline loses no more than the oracle click (0.000 against 0.038)")
+
+
+def test_degradation_sentence_states_the_sampling_error():
+    s = book.degradation_sentence({"center": {"fg_hit_rate": 0.5}}, {"center": {"fg_hit_rate": 0.5}}, 100)
+    assert "is unchanged for image centre" in s and "0.100" in s  # 2 * sqrt(0.25 / 100)
+
+
+def test_reproducibility_markdown(res, tmp_path):
+    profile = tmp_path / "build-profile.json"
+    profile.write_text(json.dumps({"stages": [{"stage": "dataset", "seconds": 12.3, "note": "cached"},
+                                              {"stage": "book", "seconds": 61.0, "note": "done"}],
+                                   "total_seconds": 73.3}))
+    md = book.reproducibility_markdown(res, profile)
+    assert md.startswith("| item | value |\n|---|---|\n")
+    for needle in ("dataset 0, training 0", "regiongrow", "efficientnet_lite0", "CPUs", "torch ",
+                   "dataset 12 s (cached); book 61 s (done); total 73 s"):
+        assert needle in md, needle
+    missing = book.reproducibility_markdown(res, tmp_path / "none.json")
+    assert "no build profile yet" in missing
+
+
+def test_book_views_and_failures(res):
+    rng = np.random.default_rng(0)
+    masks = np.zeros((3, 8, 10), bool)
+    masks[:, 2:6, 3:8] = True
+    res["arrays"] = {"images": rng.integers(0, 255, (3, 8, 10, 3), dtype=np.uint8),
+                     "labels": np.array([0, 1, 2]), "masks": masks}
+    b = book.Book(res)
+    assert b.segmenter == "regiongrow" and not b.is_sam and b.arch == "efficientnet_lite0"
+    assert "stand-in for SAM" in b.backend_sentence()
+    res2 = dict(res, segmenter="sam-vit_b")
+    assert "made by SAM" in book.Book(res2).backend_sentence()
+    # derived arrays without a model: inject them as a chapter's kernel would have computed them
+    pred = masks.copy()
+    pred[2] = ~masks[2]
+    b.__dict__["predictions"] = {"foreground_background": {
+        "masks": pred, "point_coords": np.array([[[5.0, 3.0]]] * 3), "point_labels": np.ones((3, 1), int)}}
+    b.__dict__["predicted"] = np.array([0, 1, 2])
+    b.__dict__["_cam_output"] = (masks.astype(np.float32), np.array([0, 1, 2]))
+    assert b.ious().tolist() == [1.0, 1.0, 0.0]
+    f = b.failures()
+    assert f.n_failures == 1 and f.kinds[2] == "small shape"  # 20 px < 150 px, point on the shape

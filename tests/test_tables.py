@@ -1,0 +1,98 @@
+"""camseg.tables: one formatter for the book, the PDF and the CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from camseg import tables
+from camseg.tables import Column, Table
+
+
+def _pipe(iou, fg, bg=None):
+    return {"iou": iou, "fg_hit_rate": fg, "fg_distance": 1.25, "bg_hit_rate": bg,
+            "bg_distance": None if bg is None else 30.0, "seconds": 2.0, "per_class_iou": {"circle": iou}}
+
+
+def _result(degraded=False):
+    return {"n_images": 10, "segmenter": "regiongrow", "degraded": degraded, "classifier_accuracy": 0.97,
+            "pipelines": {"center": _pipe(0.35, 0.354), "foreground_background": _pipe(0.99, 0.998, 0.0)},
+            "strategies": {"cam_argmax": {"fg_hit_rate": 0.728, "fg_distance": 8.2, "bg_hit_rate": 0.0,
+                                          "bg_distance": 48.7}, "mask_scoring": {"fg_hit_rate": 0.998}}}
+
+
+def test_fmt_formats_and_spread():
+    assert tables.fmt(0.35249) == "0.352"
+    assert tables.fmt(float("nan")) == "–"
+    assert tables.fmt(3.04, "distance", 0.26) == "3.0 ± 0.3"
+    assert tables.fmt(0.5, "percent", 0.01) == "50.0 ± 1.0 %"
+    with pytest.raises(ValueError, match="unknown number kind"):
+        tables.fmt(1.0, "furlongs")
+
+
+def test_column_headers_have_units_and_directions():
+    headers = [c.header for c in tables.METRICS]
+    assert headers == ["IoU ↑", "fg hit ↑", "fg dist (px) ↓", "bg hit ↓", "bg dist (px)"]
+    with pytest.raises(ValueError, match="better"):
+        Column("x", "x", better="sideways")
+
+
+def test_pipeline_table_plain_names_groups_and_spread():
+    res = _result()
+    res["pipelines"]["center"]["iou_sd"] = 0.012
+    t = tables.pipeline_table({"clean": res, "degraded": _result(True)})
+    labels = [r[0] for r in t.rows]
+    assert labels == ["centre point (baseline)", "CAM foreground + background points"] * 2
+    assert t.rows[0][1] == "0.350 ± 0.012" and t.rows[1][4] == "0.000" and t.rows[0][4] == "–"
+    assert set(t.groups) == {0, 2} and "97.0 %" in t.groups[0] and "degraded" in t.groups[2]
+    text = t.to_text()
+    assert "cam_argmax" not in text and "regiongrow" in text
+    # columns never touch: every number is separated by at least two spaces
+    assert "0.3500.354" not in text.replace(" ", "") or "  0.354" in text
+
+
+def test_text_and_html_agree_and_escape():
+    t = Table("T <1>", ("name", "v ↑"), (("a<b", "1.000"), ("c", "2.000")), {1: "group & co"}, "note")
+    html = t.to_html()
+    assert "a&lt;b" in html and "group &amp; co" in html and "<caption>T &lt;1&gt;</caption>" in html
+    assert 'class="camseg-table-wrap"' in html
+    lines = t.to_text().splitlines()
+    assert lines[0] == "T <1>" and lines[1].startswith("name") and lines[1].endswith("v ↑")
+    assert lines[3] == "a<b   1.000" and lines[4] == "group & co" and lines[-1] == "note"
+    assert list(t.to_frame().index) == ["a<b", "c"]
+    with pytest.raises(ValueError, match="cells"):
+        Table("x", ("a", "b"), (("only one",),))
+
+
+def test_strategy_table_order_and_labels():
+    t = tables.strategy_table({"clean": _result()})
+    assert [r[0] for r in t.rows] == ["CAM maximum", "mask scoring, foreground + background"]
+    assert t.rows[1][3] == "–"
+
+
+def test_best_threshold_ties_and_empty():
+    assert tables.best_threshold({"0.2": 0.3, "0.6": 0.5, "0.4": 0.5}) == (0.4, 0.5)
+    with pytest.raises(ValueError, match="no thresholds"):
+        tables.best_threshold({})
+
+
+def test_iou_table_with_baselines():
+    study = {"cam_only_iou": {"0.3": 0.40, "0.5": 0.45}, "cam_slic_iou": {"0.4": 0.5}}
+    t = tables.iou_table({"clean": _result(), "degraded": _result(True)}, study)
+    assert t.header == ("pipeline", "IoU ↑, clean", "IoU ↑, degraded (noise + JPEG)")
+    assert t.rows[-2] == ("CAM alone, threshold 0.5", "0.450", "–")
+    assert t.rows[-1] == ("CAM + SLIC superpixels, threshold 0.4", "0.500", "–")
+    assert "optimistic" in t.note
+
+
+def test_published_table_has_sources_and_this_build():
+    t = tables.published_table({"clean": _result()}, accuracy=0.995)
+    assert "SPEC §7" in t.note and "0.72–0.90" in t.rows[0]
+    assert t.rows[-1][2] == "0.995" and t.rows[-1][3] == "0.728" and t.rows[-1][4] == "–"
+
+
+def test_cli_table_uses_the_helper():
+    from camseg.evaluate import format_table
+
+    text = format_table(_result())
+    assert "CAM foreground + background points" in text and "CAM maximum" in text
+    assert "0.990" in text and "fg dist (px) ↓" in text
