@@ -64,7 +64,8 @@ CAM_THRESHOLDS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 REPORT_EXAMPLE = 3
 """Test image shown in the PDF report's Grad-CAM figure."""
 
-ENV_VARS = ("CAMSEG_WORKDIR", "CAMSEG_SEGMENTER", "CAMSEG_DEVICE", "CAMSEG_SIZES", "CAMSEG_EPOCHS", "CAMSEG_ARCH")
+ENV_VARS = ("CAMSEG_WORKDIR", "CAMSEG_SEGMENTER", "CAMSEG_DEVICE", "CAMSEG_SIZES", "CAMSEG_EPOCHS", "CAMSEG_ARCH",
+            "CAMSEG_SEEDS", "CAMSEG_SUITE_SIZE")
 """Environment variables :class:`Settings` reads (``camseg build`` sets the first three for the chapters)."""
 
 
@@ -144,6 +145,10 @@ class Settings:
         sizes: images per split as ``(("train", n), ("val", n), ("test", n))``
             (default :data:`camseg.data.SPLITS`).
         epochs: training epochs (None: the architecture's default).
+        seeds: classifier seeds (``seed``, ``seed + 1``, ...) evaluated on the
+            standard split and the shift suite (``$CAMSEG_SEEDS``, default 3).
+        suite_size: images per shift-suite set (``$CAMSEG_SUITE_SIZE``,
+            default :data:`camseg.suite.SUITE_SIZE`); 0 skips the seeds and the suite.
     """
 
     seed: int = 0
@@ -152,6 +157,8 @@ class Settings:
     device: str = "auto"
     sizes: tuple[tuple[str, int], ...] = ()
     epochs: int | None = None
+    seeds: int = 3
+    suite_size: int = 200
 
     @classmethod
     def from_env(cls, seed: int = 0, arch: str | None = None, segmenter: str | None = None,
@@ -170,11 +177,19 @@ class Settings:
             epochs = int(epochs) if epochs else None
         except ValueError:
             raise ValueError(f"$CAMSEG_EPOCHS must be an integer, got {epochs!r}") from None
+        from camseg.suite import DEFAULT_SEEDS, SUITE_SIZE
+
+        try:
+            seeds = int(env.get("CAMSEG_SEEDS") or len(DEFAULT_SEEDS))
+            suite_size = int(env.get("CAMSEG_SUITE_SIZE") or SUITE_SIZE)
+        except ValueError:
+            raise ValueError("$CAMSEG_SEEDS and $CAMSEG_SUITE_SIZE must be integers") from None
         return cls(seed=int(seed), arch=arch or env.get("CAMSEG_ARCH") or DEFAULT_ARCH,
                    segmenter=(segmenter if segmenter not in (None, "auto") else env.get("CAMSEG_SEGMENTER"))
                    or "auto",
                    device=(device if device not in (None, "auto") else env.get("CAMSEG_DEVICE")) or "auto",
-                   sizes=tuple((k, int(sizes[k])) for k in ("train", "val", "test") if k in sizes), epochs=epochs)
+                   sizes=tuple((k, int(sizes[k])) for k in ("train", "val", "test") if k in sizes), epochs=epochs,
+                   seeds=seeds, suite_size=suite_size)
 
 
 @dataclass(frozen=True)
@@ -330,6 +345,8 @@ class Artifacts:
         predictions: the clean split's masks file (:func:`load_predictions`) or None.
         cam_study: :class:`CamStudy`; gradcam_example: :class:`GradcamExample`
             of test image :data:`REPORT_EXAMPLE`.
+        suite: :class:`camseg.suite.SuiteResults` (every seed on the standard
+            split and the shift suite), or None when ``settings.suite_size`` is 0.
     """
 
     workdir: Path
@@ -350,6 +367,7 @@ class Artifacts:
     predictions: Path | None = None
     cam_study: CamStudy | None = None
     gradcam_example: GradcamExample | None = None
+    suite: Any = field(default=None, repr=False)
 
     @property
     def segmenter(self) -> str:
@@ -371,6 +389,7 @@ class Artifacts:
             "predictions": self.predictions, "cam_study": _thaw(self.cam_study.raw),
             "gradcam_example": {"image": ex.image, "cam": ex.cam, "mask": ex.mask, "label": ex.label,
                                 "predicted": ex.predicted},
+            "suite": self.suite,
         }
 
 
@@ -396,25 +415,21 @@ def make_segmenter(name: str = "auto", device: str = "auto") -> tuple[object, st
         return get_segmenter(choice.name, **kwargs), choice.reason
 
 
-def _classifier(data: Path, work: Path, settings: Settings, device, log) -> tuple[Path, object, dict]:
-    from camseg.classifier import load_checkpoint, train_classifier
+RECIPE = "wide"
+"""Training data of the book's classifiers: fresh shapes of :data:`camseg.profiles.WIDE` every
+epoch, selected on a wide validation set (:func:`camseg.profiles.wide_training`)."""
 
-    arch, seed = settings.arch, settings.seed
-    ckpt = work / f"classifier-{arch}.pt"
-    if ckpt.is_file():
-        try:
-            model, meta = load_checkpoint(ckpt, device=device)
-            # The data path is stored as given; compare the folder name, not the spelling of its parents.
-            if (meta.get("seed") == seed and meta.get("arch") == arch and Path(str(meta.get("data"))).name == data.name
-                    and (settings.epochs is None or meta.get("epochs") == settings.epochs)):
-                return ckpt, model, meta
-            log(f"{ckpt} was trained otherwise (seed {meta.get('seed')}, data {meta.get('data')}); retraining")
-        except ValueError as exc:
-            log(f"retraining: {exc}")
-    log(f"training {arch} into {ckpt} on {device} (minutes on a CPU)")
-    res = train_classifier(data, arch=arch, seed=seed, epochs=settings.epochs, out=ckpt, progress=True, log=log,
-                           device=device)
-    return ckpt, res.model, res.meta
+
+def _classifier(data: Path, work: Path, settings: Settings, device, log) -> tuple[Path, object, dict]:
+    """The seed's classifier (:func:`camseg.suite.seed_checkpoints`: reused when trained with the
+    same seed, architecture, recipe, dataset and epochs), loaded on ``device``."""
+    from camseg.classifier import load_checkpoint
+    from camseg.suite import seed_checkpoints
+
+    ckpt = seed_checkpoints(data, work, settings.arch, [settings.seed], RECIPE, log, settings.epochs,
+                            device)[settings.seed]
+    model, meta = load_checkpoint(ckpt, device=device)
+    return ckpt, model, meta
 
 
 def _save_predictions(result: dict, path: Path) -> None:
@@ -695,13 +710,25 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
             study = {**cam_study(model, settings.arch, images, masks), "checkpoint": ckpt.name,
                      "arch": settings.arch, "device": dev, "artifact_key": stamp}
             _atomic_bytes(study_path, (json.dumps(study, indent=2) + "\n").encode())
+    suite = None
+    if settings.seeds > 0 and settings.suite_size > 0:
+        from camseg.suite import seed_checkpoints, shift_datasets, suite_results, write_summary
+
+        with stage(f"seeds and shift suite ({settings.seeds} seeds, {settings.suite_size} images a set)"):
+            ckpts = seed_checkpoints(data, work, settings.arch, [settings.seed + k for k in range(settings.seeds)],
+                                     RECIPE, note, settings.epochs, dev)
+            shift = shift_datasets(work, settings.seed, settings.suite_size, log=note)
+            clean = both["clean"][0]  # seed's clean test split is already evaluated: shared, not redone
+            known = {("standard", settings.seed): clean} if "per_image" in clean else {}
+            suite = suite_results(work, data, ckpts, choice.name, shift, note, device=dev, known=known)
+            write_summary(suite, eval_dir / "seeds" / "summary.json")
     ex = min(REPORT_EXAMPLE, len(test) - 1)
     out = Artifacts(
         workdir=work, data=data, settings=settings, key=key, test=test, images=images, labels=labels, masks=masks,
         model=model, meta=_frozen(meta), checkpoint=ckpt, backend=Backend(choice.name, choice.reason, choice.requested),
         device=dev, clean=Evaluation.from_json(both["clean"][0]), degraded=Evaluation.from_json(both["degraded"][0]),
         predictions=both["clean"][1], cam_study=CamStudy.from_json(study),
-        gradcam_example=gradcam_example(model, settings.arch, images[ex], masks[ex], labels[ex]),
+        gradcam_example=gradcam_example(model, settings.arch, images[ex], masks[ex], labels[ex]), suite=suite,
     )
     _MEMO[memo_key] = out
     return out

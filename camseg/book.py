@@ -169,13 +169,28 @@ class Book:
                                 explained=CLASSES[int(target[0])], iou=float(self.ious(pipeline)[index]),
                                 backend=self.segmenter)
 
+    def backend_why(self) -> str:
+        """Why this backend made the masks, in plain words without paths or addresses
+        (from the reason ``camseg.segmenters.choice.choose_backend`` gave; "" if unknown)."""
+        reason = str(self.results.get("segmenter_reason") or "")
+        for marker, plain in (("asked for", "it was asked for by name"),
+                              ("found at", "SAM's weights were on the machine that built it"),
+                              ("can be downloaded", "SAM's weights could be downloaded when it was built"),
+                              ("cannot be reached", "SAM's weights were not on the machine that built it "
+                                                    "and could not be downloaded")):
+            if marker in reason:
+                return plain
+        return ""
+
     def backend_sentence(self) -> str:
-        """One plain sentence (Markdown) on which segmenter made the masks, and whether it is SAM."""
+        """One plain sentence (Markdown) on which segmenter made the masks, whether it is
+        SAM, and why (:meth:`backend_why`)."""
+        why = self.backend_why()
+        why = f" It was used because {why}." if why else ""
         if self.is_sam:
-            return f"Every mask in this book was made by SAM (`{self.segmenter}`), the reference backend."
-        return (f"Every mask in this book was made by `{self.segmenter}`, an **offline stand-in for SAM**: "
-                "SAM's weights could not be downloaded on the machine that built this book, so its numbers "
-                "are not SAM's (see *How SAM makes a mask* in the segmentation chapter).")
+            return f"Every mask in this book was made by SAM (`{self.segmenter}`), the reference backend.{why}"
+        return (f"Every mask in this book was made by `{self.segmenter}`, an **offline stand-in for SAM**, "
+                f"so its numbers are not SAM's (see *How SAM makes a mask* in the segmentation chapter).{why}")
 
     def failures(self, pipeline: str = "foreground_background", iou_threshold: float = 0.5):
         """The cause of each failed image (:func:`camseg.failures.classify_failures`)."""

@@ -92,17 +92,25 @@ def rescale_maps(maps: torch.Tensor, rel_tol: float = 1e-6) -> torch.Tensor:
     return torch.where(ok, (maps - lo) / torch.where(ok, span, torch.ones_like(span)), torch.zeros_like(maps))
 
 
-# camseg.modes.eval_mode and in_train_mode, repeated here: SPEC section 3 lets this module import
-# only built-ins, torch, torchvision, numpy, scipy, cv2, PIL, tqdm and matplotlib.
+# The one implementation of camseg.modes' helpers lives here, because SPEC section 3 lets this
+# module import only built-ins, torch, torchvision, numpy, scipy, cv2, PIL, tqdm and matplotlib;
+# camseg.modes re-exports them for every other module.
 def in_train_mode(model: nn.Module) -> list[str]:
-    """Names of the batch-norm and dropout submodules of ``model`` in train mode."""
+    """Names of the submodules of ``model`` (``""`` for the model itself) in train mode
+    whose mode changes what they compute (batch norm, dropout and their kin:
+    every module with running statistics or a dropout probability)."""
     return [name for name, m in model.named_modules()
             if m.training and isinstance(m, (nn.modules.batchnorm._NormBase, nn.modules.dropout._DropoutNd))]
 
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode for the block; each module's own ``training`` flag restored afterwards."""
+    """Put ``model`` and all its submodules in eval mode for the block, then restore
+    each module's own ``training`` flag (also when the block raises).
+
+    Yields:
+        ``model`` itself.
+    """
     flags = [(module, module.training) for module in model.modules()]
     model.eval()
     try:

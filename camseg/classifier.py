@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -195,6 +196,9 @@ def train_classifier(
     out: str | os.PathLike | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    fresh: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None,
+    val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    recipe: str = "standard",
     device: str | torch.device = "auto",
     amp: bool = True,
 ) -> TrainResult:
@@ -223,6 +227,15 @@ def train_classifier(
         out: where to save the checkpoint (written atomically), or None.
         progress: show tqdm progress bars.
         log: called with one line per epoch (None: silent).
+        fresh: ``fresh(epoch) -> (images uint8 (N, H, W, 3), labels int (N,))``,
+            new training images for each epoch (e.g.
+            :class:`camseg.profiles.FreshShapes`) instead of the dataset's
+            train split.
+        val: ``(images uint8 (N, H, W, 3), labels (N,), masks bool (N, H, W))``
+            selecting the epoch instead of the dataset's val split (e.g.
+            :func:`camseg.profiles.validation_set`); each epoch also records
+            the Grad-CAM pointing game and mass inside on its first 200 images.
+        recipe: a name for the training data, stored in the checkpoint.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``
             (:func:`camseg.devices.resolve_device`); the data is moved there
             once, the shuffling stays on the CPU so a seed gives the same
@@ -248,8 +261,17 @@ def train_classifier(
             if split == "test":
                 continue
             raise
+        if split == "train" and fresh is not None:
+            continue
         images, labels, _ = ds.arrays(progress=False)
         splits[split] = (normalize(images).to(dev), torch.as_tensor(labels).to(dev))
+    cam_val = None
+    if val is not None:
+        splits["val"] = (normalize(val[0]).to(dev), torch.as_tensor(np.asarray(val[1], np.int64)).to(dev))
+        cam_val = (val[0][:200], np.asarray(val[2][:200], bool))
+    if fresh is not None:
+        images, labels = fresh(0)
+        splits["train"] = (normalize(images).to(dev), torch.as_tensor(np.asarray(labels, np.int64)).to(dev))
     x_train, y_train = splits["train"]
     model, weights = build_classifier(arch, pretrained=pretrained, input_scale=input_scale)
     model = model.to(dev)
@@ -266,10 +288,13 @@ def train_classifier(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())
     best_acc, best_state, best_epoch, history = -1.0, None, 0, []
     for epoch in range(1, epochs + 1):
+        if fresh is not None and epoch > 1:
+            images, labels = fresh(epoch - 1)
+            x_train, y_train = normalize(images).to(dev), torch.as_tensor(np.asarray(labels, np.int64)).to(dev)
         model.train()
         for module in frozen:
             module.eval()  # batch-norm statistics stay the pretrained ones
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         order = torch.randperm(len(x_train), generator=gen)
         flips = torch.rand(len(x_train), generator=gen) < 0.5
         total_loss, correct = 0.0, 0
@@ -292,11 +317,14 @@ def train_classifier(
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         val_acc = accuracy(model, *splits["val"]) if "val" in splits else float("nan")
         row = {"epoch": epoch, "train_loss": total_loss / len(x_train), "train_accuracy": correct / len(x_train),
-               "val_accuracy": val_acc, "seconds": time.perf_counter() - t0}
+               "val_accuracy": val_acc, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
+        if cam_val is not None:
+            row.update(cam_quality(model, default_target_layers(model, arch), *cam_val))
         history.append(row)
         if log:
+            extra = f", pointing {row['pointing_game']:.3f}, mass inside {row['mass_inside']:.3f}" if cam_val else ""
             log(f"{arch} epoch {epoch}/{epochs}: loss {row['train_loss']:.4f}, train acc {row['train_accuracy']:.4f}, "
-                f"val acc {val_acc:.4f} ({row['seconds']:.0f} s)")
+                f"val acc {val_acc:.4f}{extra} ({row['seconds']:.0f} s)")
         if val_acc > best_acc or best_state is None:
             best_acc, best_epoch = val_acc, epoch
             best_state = copy.deepcopy(model.state_dict())
@@ -310,13 +338,33 @@ def train_classifier(
         "input_scale": model.input_scale, "initial_weights": weights, "seed": seed, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "frozen": list(freeze), "best_epoch": best_epoch, "val_accuracy": best_acc,
         "test_accuracy": test_acc, "train_seconds": sum(r["seconds"] for r in history), "history": history,
-        "target_layers": list(spec.target_layers), "data": str(data), "device": str(dev), "amp": use_amp,
+        "target_layers": list(spec.target_layers), "data": str(data), "recipe": recipe, "device": str(dev),
+        "amp": use_amp,
     }
     if log:
         log(f"{arch}: best val acc {best_acc:.4f} at epoch {best_epoch}; test acc "
             + ("n/a" if test_acc is None else f"{test_acc:.4f}"))
     path = save_checkpoint(model, meta, out) if out is not None else None
     return TrainResult(model, meta, path, history)
+
+
+def cam_quality(model: nn.Module, layers: Sequence[nn.Module], images: np.ndarray, masks: np.ndarray,
+                batch_size: int = 100) -> dict:
+    """Grad-CAM of the top class on ``images`` (uint8 (N, H, W, 3)) scored against ``masks``
+    (bool (N, H, W)): ``{"pointing_game": mean, "mass_inside": mean}``
+    (:mod:`camseg.analysis`); the model's modes are left as they were."""
+    from camseg.analysis import cam_mass_inside, pointing_game
+    from camseg.cam import GradCAM
+
+    from camseg.modes import eval_mode
+
+    cam = GradCAM(model, layers)
+    with eval_mode(model):
+        dev = next(model.parameters()).device
+        maps = np.concatenate([cam(normalize(images[k:k + batch_size]).to(dev))
+                               for k in range(0, len(images), batch_size)])
+    return {"pointing_game": float(pointing_game(maps, masks).mean()),
+            "mass_inside": float(cam_mass_inside(maps, masks).mean())}
 
 
 # --------------------------------------------------------------------------

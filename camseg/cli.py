@@ -65,7 +65,10 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
     check_output_folder(args.out, "--out")
     t0 = time.perf_counter()
     sizes = {"train": args.train, "val": args.val, "test": args.test}
-    path = build_dataset(args.out, seed=args.seed, cifar10=args.cifar10, sizes=sizes, overwrite=args.overwrite)
+    if args.profile != "standard":  # a shift-suite test set: the test split only
+        sizes = {"test": args.test}
+    path = build_dataset(args.out, seed=args.seed, cifar10=args.cifar10, sizes=sizes, overwrite=args.overwrite,
+                         profile=args.profile)
     print(f"dataset ready at {path} ({sum(sizes.values())} images, seed {args.seed}; verified against its "
           f"{MANIFEST}) in {time.perf_counter() - t0:.1f} s")
     return 0
@@ -81,9 +84,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
+    extra = {}
+    if args.recipe == "wide":
+        from camseg.profiles import wide_training
+
+        fresh, val = wide_training(args.data, seed=args.seed)
+        extra = {"fresh": fresh, "val": val, "recipe": "wide"}
     result = train_classifier(args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               seed=args.seed, pretrained=False if args.no_pretrained else "auto",
-                              input_scale=args.input_scale, out=args.out, device=args.device)
+                              input_scale=args.input_scale, out=args.out, device=args.device, **extra)
     test = result.meta["test_accuracy"]
     print(f"saved {result.path}: {args.arch} on {result.meta['device']}, "
           f"val acc {result.meta['val_accuracy']:.4f}, test acc "
@@ -156,6 +165,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
         exe = shutil.which("jupyter-book")
         if exe is None:
             raise FileNotFoundError("jupyter-book is not installed: pip install -r requirements.txt")
+    if args.seeds is not None:
+        os.environ["CAMSEG_SEEDS"] = str(args.seeds)  # the book's kernels inherit the same settings
+    if args.suite_size is not None:
+        os.environ["CAMSEG_SUITE_SIZE"] = str(args.suite_size)
     stages = StageLog()
     print("[1/3] artefacts: dataset, classifier, evaluations (each computed once, then reused)")
     res = build_artifacts(args.workdir, seed=args.seed, segmenter=args.segmenter, device=args.device, stages=stages)
@@ -203,7 +216,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     device = device_name(args.device)
     segmenter = _make_segmenter(args.segmenter, device)
     result = evaluate(args.data, args.checkpoint, segmenter, split=args.split, degraded=args.degraded,
-                      limit=args.limit, batch_size=args.batch_size, device=device)
+                      limit=args.limit, batch_size=args.batch_size, device=device, explain=args.explain)
     print(format_table(result))
     if args.json:
         print(f"wrote {write_json(result, args.json)}")
@@ -277,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
         b.add_argument(f"--{split}", type=int_range(0), default=n, help=f"images in the {split} split (default {n})")
     b.add_argument("--overwrite", action="store_true",
                    help="replace a camseg dataset built otherwise (never another folder, unless it is empty)")
+    from camseg.profiles import SHIFT_PROFILES
+
+    b.add_argument("--profile", default="standard", choices=["standard", *SHIFT_PROFILES],
+                   help="standard: the published dataset (default); any other: a shift-suite test set of --test "
+                        "images on CIFAR-10 test photos (camseg.profiles)")
     b.set_defaults(func=_cmd_data_build)
 
     t = sub.add_parser("train", help="train a classifier and save its checkpoint")
@@ -291,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input upsampling factor, 0.25..8 (default: the arch's)")
     t.add_argument("--no-pretrained", action="store_true", help="random initialisation")
     t.add_argument("--threads", type=int_range(0, 1024), default=0, help="torch CPU threads (default 0: torch's choice)")
+    t.add_argument("--recipe", default="standard", choices=["standard", "wide"],
+                   help="standard: the dataset's train split; wide: fresh shapes of camseg.profiles.WIDE every "
+                        "epoch, selected on a wide validation set (default standard)")
     t.add_argument("--device", **device_opt)
     t.set_defaults(func=_cmd_train)
 
@@ -303,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", default=None, help="write the results to this JSON file")
     e.add_argument("--degraded", action="store_true", help="JPEG quality 90 + mild noise first")
     e.add_argument("--limit", type=int_range(1), default=None, help="only the first N images (N >= 1)")
+    e.add_argument("--explain", default="top", choices=["top", "label"],
+                   help="top: the CAM explains the classifier's top class (default); label: the image's labelled "
+                        "class (a class-name prompt per image)")
     e.add_argument("--batch-size", type=int_range(1), default=50)
     e.add_argument("--device", **device_opt)
     e.set_defaults(func=_cmd_evaluate)
@@ -339,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--book", default=".", help="folder with _config.yml (default: the current one)")
     m.add_argument("--report", default="_build/report.pdf", help="where to write the PDF report")
     m.add_argument("--no-book", action="store_true", help="skip the Jupyter Book (artefacts and report only)")
+    m.add_argument("--seeds", type=int, default=None,
+                   help="classifier seeds trained and evaluated on the standard split and the shift suite "
+                        "(default $CAMSEG_SEEDS or 3)")
+    m.add_argument("--suite-size", type=int, default=None,
+                   help="images per shift-suite set (default $CAMSEG_SUITE_SIZE or 200; 0 skips seeds and suite)")
     m.set_defaults(func=_cmd_build)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     _add_debug(sub)

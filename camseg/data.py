@@ -164,19 +164,17 @@ def _split_labels(rng: np.random.Generator, n: int) -> np.ndarray:
     return labels
 
 
-def generate_split(
-    source: Cifar10Source, split: str, n: int, seed: int, size: tuple[int, int] = IMAGE_SIZE,
-    sizes: Mapping[str, int] = SPLITS,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Generate one split in memory.
+def background_indices(source: Cifar10Source, split: str, n: int, seed: int,
+                       sizes: Mapping[str, int] = SPLITS) -> tuple[np.ndarray, bool]:
+    """Which CIFAR-10 images are the backgrounds of a split: ``(indices (n,), from_train)``.
 
-    Train and val backgrounds are disjoint draws from CIFAR-10's train images,
-    test backgrounds come from its test images. Classes are balanced.
-
-    Returns:
-        ``(images, masks, labels)``: uint8 (n, H, W, 3), bool (n, H, W), int64 (n,).
+    Train and val take disjoint runs of one seeded permutation of CIFAR-10's
+    train images (train first, val after ``sizes["train"]``); test takes a
+    permutation of its test images. ``split="rest"`` gives the train images
+    after train and val (``n`` of them), free for other uses (e.g. fresh
+    training shapes) without touching val's backgrounds.
     """
-    if split not in ("train", "val", "test"):
+    if split not in ("train", "val", "test", "rest"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     pool_rng = np.random.default_rng([seed, 0])
     train_pool = pool_rng.permutation(source.count(True))
@@ -186,13 +184,40 @@ def generate_split(
     elif split == "val":
         start = sizes.get("train", 0)
         indices, from_train = train_pool[start:start + n], True
+    elif split == "rest":
+        start = sizes.get("train", 0) + sizes.get("val", 0)
+        indices, from_train = train_pool[start:start + n], True
     else:
         indices, from_train = test_pool[:n], False
     if len(indices) < n:
         raise ValueError(f"CIFAR-10 has too few images for {n} {split} samples")
+    return indices, from_train
+
+
+def generate_split(
+    source: Cifar10Source, split: str, n: int, seed: int, size: tuple[int, int] = IMAGE_SIZE,
+    sizes: Mapping[str, int] = SPLITS, profile: str = "standard",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Generate one split in memory.
+
+    Train and val backgrounds are disjoint draws from CIFAR-10's train images,
+    test backgrounds come from its test images (:func:`background_indices`).
+    Classes are balanced. ``profile``: ``"standard"`` (the published
+    generator, :func:`sample_shape`) or a distribution of
+    :mod:`camseg.profiles` (``"wide"``, ``"plain"``, ``"small"``, ...).
+
+    Returns:
+        ``(images, masks, labels)``: uint8 (n, H, W, 3), bool (n, H, W), int64 (n,).
+    """
+    indices, from_train = background_indices(source, split, n, seed, sizes)
     backgrounds = source.load(from_train, indices)
     rng = np.random.default_rng([seed, 1 + ("train", "val", "test").index(split)])
     labels = _split_labels(rng, n)
+    if profile != "standard":
+        from camseg.profiles import profile as get_profile, sample_images
+
+        images, masks = sample_images(rng, backgrounds, labels, get_profile(profile), size)
+        return images, masks, labels.astype(np.int64)
     w, h = size
     images = np.empty((n, h, w, 3), dtype=np.uint8)
     masks = np.empty((n, h, w), dtype=bool)
@@ -349,6 +374,7 @@ def build_dataset(
     progress: bool = True,
     lock_timeout: float | None = None,
     log: Callable[[str], None] | None = None,
+    profile: str = "standard",
 ) -> Path:
     """Generate the shapes dataset and write it to ``out`` atomically.
 
@@ -381,6 +407,13 @@ def build_dataset(
         lock_timeout: seconds to wait for another build of ``out`` (None: as long as it takes).
         log: called with a line when something noteworthy happens (waiting for
             a lock, rebuilding a dataset that failed verification).
+        profile: ``"standard"`` (the published dataset) or a named
+            distribution of :mod:`camseg.profiles`: ``"wide"`` or a shift-suite
+            profile (``"plain"``, ``"small"``, ``"lowcontrast"``, ``"border"``,
+            ``"jpeg95"``, ``"jpeg75"``, ``"jpeg50"``, ``"noise"``,
+            ``"distractor"``), usually with ``sizes={"test": n}``: test
+            backgrounds always come from CIFAR-10's test images. The manifest
+            records it (only when not standard).
 
     Returns:
         The path of the dataset.
@@ -402,6 +435,10 @@ def build_dataset(
     log = log if log is not None else (_stderr if progress else (lambda line: None))
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file, not a dataset folder; choose another destination")
+    if profile != "standard":
+        from camseg.profiles import profile as get_profile
+
+        get_profile(profile)  # a ValueError naming the profiles
     settings = {"seed": int(seed), "sizes": sizes, "image_size": list(IMAGE_SIZE), "classes": list(CLASSES)}
     wanted_source = _source_name(cifar10)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -418,6 +455,7 @@ def build_dataset(
                 )
             if existing is not None and not overwrite:
                 if ({k: existing.get(k) for k in SETTINGS_KEYS} != settings
+                        or existing.get("profile", "standard") != profile
                         or _backgrounds_of(existing) != BACKGROUND_ORDER
                         or wanted_source not in (None, existing.get("cifar10_source"))):
                     raise FileExistsError(
@@ -440,7 +478,7 @@ def build_dataset(
             total = sum(sizes.values())
             with tqdm(total=total, desc=f"building {out.name}", unit="img", disable=not progress) as bar:
                 for split, n in sizes.items():
-                    images, masks, labels = generate_split(source, split, n, seed, sizes=sizes)
+                    images, masks, labels = generate_split(source, split, n, seed, sizes=sizes, profile=profile)
                     digests = {kind: _FolderDigest() for kind in KINDS}
                     for kind in KINDS:
                         (tmp / kind / split).mkdir(parents=True)
@@ -456,6 +494,8 @@ def build_dataset(
                     files.update({f"{kind}/{split}": d.as_dict() for kind, d in digests.items()})
             manifest = {"format": 2, **settings, "cifar10_source": source.name, "backgrounds": BACKGROUND_ORDER,
                         "files": files}
+            if profile != "standard":
+                manifest["profile"] = profile
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
             verify_dataset(tmp, full=True)  # never publish a broken folder
             if out.exists():

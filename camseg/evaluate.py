@@ -31,6 +31,8 @@ from camseg.metrics import iou_per_image, point_metrics
 from camseg.paths import atomic_path
 from camseg.pipelines import BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline
 from camseg.prompts import CamArgmax, CamCentroid, CamInterior, CenterPoint, oracle_points
+from camseg.analysis import pointing_game
+from camseg.profiles import contrast
 
 PIPELINES = ("center", "foreground", "foreground_background", "oracle")
 
@@ -50,6 +52,7 @@ def evaluate(
     batch_size: int = 50,
     progress: bool = True,
     keep_masks: bool = False,
+    explain: str = "top",
     device: str = "auto",
 ) -> dict:
     """Evaluate all pipelines on one split.
@@ -65,6 +68,9 @@ def evaluate(
         batch_size: images per batch.
         progress: show a progress bar.
         keep_masks: also return the predicted masks and points (not JSON-able).
+        explain: ``"top"``: each CAM explains the classifier's top class;
+            ``"label"``: it explains the image's labelled class (a class-name
+            prompt per image, SPEC section 8).
         device: where the classifier, Grad-CAM and mask scoring run: ``"auto"``
             (CUDA when available), ``"cpu"``, ``"cuda"``. The segmenter keeps
             its own device (``get_segmenter(..., device=...)``).
@@ -77,6 +83,8 @@ def evaluate(
         ``seconds``, ``per_class_iou``, ``n_fg``, ``n_bg``) and ``strategies``
         (name -> point metrics).
     """
+    if explain not in ("top", "label"):
+        raise ValueError(f"explain must be 'top' or 'label', got {explain!r}")
     model, meta = load_checkpoint(checkpoint, device=device)
     layers = default_target_layers(model, meta["arch"])
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
@@ -103,16 +111,19 @@ def evaluate(
     masks = {k: [] for k in PIPELINES}
     prompts = {k: [] for k in PIPELINES}
     strategy_prompts = {k: [] for k in _strategies()}
+    strategy_masks = {k: [] for k in _strategies()}
     seconds = dict.fromkeys(PIPELINES, 0.0)
-    predictions = []
+    predictions, peak_hits = [], []
     bar = tqdm(total=n, desc=f"evaluate {split}{' (degraded)' if degraded else ''}", unit="img",
                disable=not progress)
     for start in range(0, n, batch_size):
         x = normalize(images[start:start + batch_size])
         t0 = time.perf_counter()
-        ctx = pipes["center"].context(x)
+        targets = labels[start:start + batch_size] if explain == "label" else None
+        ctx = pipes["center"].context(x, targets)
         t_ctx = time.perf_counter() - t0
-        predictions.append(ctx.extras["logits"].argmax(1))
+        predictions.append(np.asarray(ctx.extras["logits"]).argmax(1))
+        peak_hits.append(pointing_game(ctx.cams, gts[start:start + batch_size]))
         for name, pipe in pipes.items():
             t0 = time.perf_counter()
             out = pipe.run(x, context=ctx)
@@ -125,7 +136,10 @@ def evaluate(
         seconds["oracle"] += time.perf_counter() - t0
         prompts["oracle"].append(oracle)
         for name, strategy in _strategies().items():
-            strategy_prompts[name].append(strategy(ctx))
+            prompts_s = strategy(ctx)
+            strategy_prompts[name].append(prompts_s)
+            strategy_masks[name].append(pipes["center"].segment(x, prompts_s.point_coords,
+                                                                prompts_s.point_labels).numpy())
         bar.update(len(x))
     bar.close()
     predictions = np.concatenate(predictions)
@@ -136,13 +150,23 @@ def evaluate(
         "classifier": {"arch": meta["arch"], "checkpoint": str(checkpoint),
                        "target_layers": meta.get("target_layers")},
         "classifier_accuracy": float((predictions == labels).mean()),
+        "explain": explain,
         "pipelines": {}, "strategies": {},
     }
+    per_image = {"label": labels.tolist(), "predicted": predictions.tolist(),
+                 "cam_peak_hit": np.concatenate(peak_hits).astype(int).tolist(),
+                 "area": gts.reshape(n, -1).sum(1).tolist(),
+                 "border": np.array([m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any()
+                                     for m in gts]).astype(int).tolist(),
+                 "contrast": [round(contrast(im, m), 2) for im, m in zip(images, gts, strict=True)],
+                 "iou": {}, "fg_hit": {}}
     for name in PIPELINES:
         pred = np.concatenate(masks[name])
         ious = iou_per_image(pred, gts)
         coords, labs = _concat_prompts(prompts[name])
         pm = point_metrics(coords, labs, gts)
+        per_image["iou"][name] = np.round(ious, 4).tolist()
+        per_image["fg_hit"][name] = _first_fg_hit(coords, labs, gts).astype(int).tolist()
         result["pipelines"][name] = {
             "iou": float(ious.mean()), **{k: v for k, v in pm.as_dict().items()},
             "seconds": seconds[name],
@@ -153,12 +177,28 @@ def evaluate(
             result.setdefault("_points", {})[name] = (coords, labs)
     for name, parts in strategy_prompts.items():
         coords, labs = _concat_prompts(parts)
-        result["strategies"][name] = point_metrics(coords, labs, gts).as_dict()
+        ious = iou_per_image(np.concatenate(strategy_masks[name]), gts)
+        result["strategies"][name] = {**point_metrics(coords, labs, gts).as_dict(), "iou": float(ious.mean())}
+        per_image["iou"][name] = np.round(ious, 4).tolist()
+        per_image["fg_hit"][name] = _first_fg_hit(coords, labs, gts).astype(int).tolist()
     for name in ("foreground", "foreground_background"):
         result["strategies"]["mask_scoring" if name == "foreground_background" else "mask_scoring_fg"] = {
             k: result["pipelines"][name][k] for k in ("fg_hit_rate", "fg_distance", "bg_hit_rate", "bg_distance",
-                                                      "n_fg", "n_bg")}
+                                                      "n_fg", "n_bg", "iou")}
+    result["per_image"] = per_image
     return result
+
+
+def _first_fg_hit(coords: np.ndarray, labels: np.ndarray, gts: np.ndarray) -> np.ndarray:
+    """Per image, whether its first foreground point (x, y) lies on the mask: bool (N,)."""
+    out = np.zeros(len(gts), bool)
+    h, w = gts.shape[1:]
+    for i in range(len(gts)):
+        fg = np.nonzero(labels[i] == 1)[0]
+        if len(fg):
+            x, y = coords[i, fg[0]]
+            out[i] = gts[i, min(max(int(round(y)), 0), h - 1), min(max(int(round(x)), 0), w - 1)]
+    return out
 
 
 def _concat_prompts(parts: list) -> tuple[np.ndarray, np.ndarray]:

@@ -42,6 +42,7 @@ LOSSLESS_MASK_FORMATS: dict[str, str] = {".png": "PNG", ".bmp": "BMP", ".tif": "
 """File suffix -> Pillow format of the lossless formats a mask may be written in."""
 
 _WHITE = 255.0
+_NO_COLOUR = " (no colour: a shape that differs from its background mostly in hue is harder to separate)"
 
 
 @dataclass(frozen=True)
@@ -75,21 +76,22 @@ def to_rgb(im: Image.Image) -> tuple[np.ndarray, str | None]:
         return np.array(im), None
     if mode in ("L", "1"):
         grey = np.array(im.convert("L"))
-        return np.repeat(grey[..., None], 3, axis=2), f"{'8-bit' if mode == 'L' else '1-bit'} greyscale copied to RGB"
+        return np.repeat(grey[..., None], 3, axis=2), (f"{'8-bit' if mode == 'L' else '1-bit'} greyscale copied to "
+                                                       f"RGB{_NO_COLOUR}")
     if mode.startswith("I"):
         values = np.array(im).astype(np.int64)
         if values.size and (values.min() < 0 or values.max() > 65535):
             raise ValueError(f"a {mode} image with values {values.min()}..{values.max()} cannot be read as 16-bit "
                              "greyscale (0..65535)")
         grey = np.rint(values / 257.0).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2), "16-bit greyscale scaled linearly 0..65535 -> 0..255"
+        return np.repeat(grey[..., None], 3, axis=2), f"16-bit greyscale scaled linearly 0..65535 -> 0..255{_NO_COLOUR}"
     if mode == "F":
         values = np.array(im, dtype=np.float64)
         if not np.isfinite(values).all() or (values.size and (values.min() < 0 or values.max() > 1)):
             raise ValueError("a 32-bit float (mode F) image must hold values in [0, 1]; "
                              f"this one spans {np.nanmin(values):g}..{np.nanmax(values):g}")
         grey = np.rint(values * 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2), "32-bit float greyscale [0, 1] scaled to 0..255"
+        return np.repeat(grey[..., None], 3, axis=2), f"32-bit float greyscale [0, 1] scaled to 0..255{_NO_COLOUR}"
     if mode == "P" and "transparency" not in im.info:
         return np.array(im.convert("RGB")), "palette colours"
     if mode in ("RGBA", "LA", "PA", "La", "RGBa", "P", "RGBX") or "A" in mode:

@@ -19,38 +19,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from torch import nn
+from camseg.cam import eval_mode, in_train_mode  # implemented there: SPEC section 3 keeps cam.py's imports minimal
 
 __all__ = ["eval_mode", "in_train_mode"]
-
-
-def in_train_mode(model: nn.Module) -> list[str]:
-    """Names of the submodules of ``model`` (``""`` for the model itself) in train mode
-    whose mode changes what they compute (batch norm, dropout and their kin:
-    every module with running statistics or a dropout probability)."""
-    names = []
-    for name, module in model.named_modules():
-        if module.training and (isinstance(module, nn.modules.batchnorm._NormBase)
-                                or isinstance(module, nn.modules.dropout._DropoutNd)):
-            names.append(name)
-    return names
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` and all its submodules in eval mode for the block, then restore
-    each module's own ``training`` flag (also when the block raises).
-
-    Yields:
-        ``model`` itself.
-    """
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in flags:
-            module.training = training

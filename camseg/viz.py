@@ -436,3 +436,24 @@ def figure_png(fig: Figure, dpi: int = 150) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
+
+
+def by_condition(frames: Mapping[str, object], backend: str | None = None) -> Figure:
+    """IoU and foreground hit per condition, one panel per table of
+    :func:`camseg.robustness.condition_frames` (index: the condition's bins;
+    columns ``IoU`` and ``fg hit``)."""
+    if not frames:
+        raise ValueError("no condition tables to plot")
+    fig = Figure(figsize=(3.2 * len(frames), 2.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(frames)))
+    for ax, (title, frame) in zip(axes, frames.items(), strict=True):
+        x = np.arange(len(frame.index))
+        ax.bar(x - 0.2, frame["IoU"].astype(float).fillna(0).to_numpy(), 0.4, label="IoU")
+        ax.bar(x + 0.2, frame["fg hit"].astype(float).fillna(0).to_numpy(), 0.4, label="fg hit")
+        ax.set_xticks(x, [str(i) for i in frame.index], rotation=30, fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle("foreground + background pipeline by condition" + _suffix(backend))
+    return fig

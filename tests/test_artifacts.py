@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from camseg import artifacts
+from camseg import artifacts, suite
+from camseg.profiles import SHIFT_PROFILES
 from camseg.artifacts import ArtifactKey, Artifacts, Settings
 
 KEY = ArtifactKey("fakeseg", "cpu", "ab" * 32, "0.1.0", 0, "resnet18", 10)
@@ -97,6 +98,7 @@ def test_a_small_real_build_is_typed_keyed_and_cached(tmp_path, fake_cifar, monk
     monkeypatch.setenv("CAMSEG_CIFAR10", str(fake_cifar))
     monkeypatch.setenv("CAMSEG_SIZES", "train=10,val=5,test=5")
     monkeypatch.setenv("CAMSEG_EPOCHS", "1")
+    monkeypatch.setenv("CAMSEG_SUITE_SIZE", "0")  # the seeds and the suite: test_seeds_and_shift_suite (slow)
     monkeypatch.setattr(artifacts, "_MEMO", {})
     lines: list[str] = []
     res = artifacts.build_artifacts(tmp_path, arch="resnet18", segmenter="floodfill", device="cpu",
@@ -116,9 +118,35 @@ def test_a_small_real_build_is_typed_keyed_and_cached(tmp_path, fake_cifar, monk
     assert artifacts.build_artifacts(tmp_path, arch="resnet18", segmenter="floodfill", device="cpu") is res  # memo
     monkeypatch.setattr(artifacts, "_MEMO", {})
     monkeypatch.setattr(artifacts, "run_evaluation", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr(suite, "evaluate_to", lambda *a, **k: pytest.fail("recomputed"))
     again = artifacts.build_artifacts(tmp_path, arch="resnet18", segmenter="floodfill", device="cpu",
                                       log=lines.append)
     assert again.clean.raw == res.clean.raw
+    assert res.meta["recipe"] == "wide" and res.suite is None
+
+
+@pytest.mark.slow
+def test_seeds_and_shift_suite(tmp_path, fake_cifar, monkeypatch):
+    """Two seeds on the standard split and every shift set (3 images each), cached; the
+    distractor set is evaluated with a class-name prompt."""
+    monkeypatch.setenv("CAMSEG_CIFAR10", str(fake_cifar))
+    monkeypatch.setenv("CAMSEG_SIZES", "train=10,val=5,test=5")
+    monkeypatch.setenv("CAMSEG_EPOCHS", "1")
+    monkeypatch.setenv("CAMSEG_SEEDS", "2")
+    monkeypatch.setenv("CAMSEG_SUITE_SIZE", "3")
+    monkeypatch.setattr(artifacts, "_MEMO", {})
+    res = artifacts.build_artifacts(tmp_path, arch="resnet18", segmenter="floodfill", device="cpu", log=print)
+    assert res.meta["recipe"] == "wide" and res.suite.seeds == (0, 1)
+    assert set(res.suite.sets) == {"standard", *SHIFT_PROFILES}
+    for name, per_seed in res.suite.sets.items():
+        assert [r["n_images"] for r in per_seed] == [5 if name == "standard" else 3] * 2
+        assert {r["explain"] for r in per_seed} == {"label" if name == "distractor" else "top"}
+    assert (tmp_path / "classifier-resnet18-seed1.pt").is_file()
+    assert json.loads((tmp_path / "eval" / "seeds" / "summary.json").read_text())["seeds"] == [0, 1]
+    monkeypatch.setattr(artifacts, "_MEMO", {})
+    monkeypatch.setattr(suite, "evaluate_to", lambda *a, **k: pytest.fail("recomputed"))
+    again = artifacts.build_artifacts(tmp_path, arch="resnet18", segmenter="floodfill", device="cpu", log=print)
+    assert again.suite.sets["plain"][1] == res.suite.sets["plain"][1]
 
 
 def test_auto_offline_falls_back_within_seconds(monkeypatch, tmp_path):

@@ -103,3 +103,16 @@ def test_book_views_and_failures(res):
     assert b.ious().tolist() == [1.0, 1.0, 0.0]
     f = b.failures()
     assert f.n_failures == 1 and f.kinds[2] == "small shape"  # 20 px < 150 px, point on the shape
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("floodfill", "asked for by name"),
+    ("auto", "could not be downloaded"),  # conftest closes SAM's download address: auto falls back
+])
+def test_backend_sentence_says_why_in_plain_words(res, name, expected):
+    from camseg.segmenters.choice import choose_backend
+
+    choice = choose_backend(name)
+    b = book.Book(dict(res, segmenter=choice.name, segmenter_reason=choice.reason))
+    sentence = b.backend_sentence()
+    assert expected in sentence and "http" not in sentence and "/" not in sentence.replace("`", "")

@@ -94,3 +94,30 @@ def test_cli_bad_inputs(tiny_dataset, tiny_checkpoint, tmp_path, capsys):
         code = main(["evaluate", "--data", str(tiny_dataset), "--checkpoint", str(tiny_checkpoint), "--segmenter",
                      "offline", "--device", "cuda"])
         assert code == 2 and "CUDA is not available" in capsys.readouterr().err
+
+
+def test_explain_label_prompts_with_the_labelled_class(tiny_dataset, tiny_checkpoint, monkeypatch):
+    """--explain label: Grad-CAM is asked for each image's labelled class; the keys of SPEC section 8 stay."""
+    from camseg import evaluate as ev
+    from camseg.data import ShapesDataset
+
+    asked = []
+    real = ev.BasicSamPipeline.context
+
+    def spy(self, images, targets=None):
+        asked.append(None if targets is None else list(np.asarray(targets)))
+        return real(self, images, targets)
+
+    monkeypatch.setattr(ev.BasicSamPipeline, "context", spy)
+    res = evaluate(tiny_dataset, tiny_checkpoint, get_segmenter("regiongrow"), split="test", progress=False,
+                   batch_size=5, explain="label")
+    _, labels, _ = ShapesDataset(tiny_dataset, "test").arrays()
+    assert asked == [labels.tolist()]
+    assert res["explain"] == "label" and res["device"] == "cpu"
+    assert {"segmenter", "device", "explain", "n_images", "classifier_accuracy", "classifier", "pipelines"} <= set(res)
+    for m in res["pipelines"].values():
+        assert KEYS <= set(m)
+    rec = res["per_image"]
+    assert rec["label"] == labels.tolist() and len(rec["iou"]["foreground_background"]) == 5
+    with pytest.raises(ValueError, match="explain must be 'top' or 'label'"):
+        evaluate(tiny_dataset, tiny_checkpoint, get_segmenter("regiongrow"), explain="class", progress=False)

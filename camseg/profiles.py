@@ -1,0 +1,377 @@
+"""Shape distributions beyond the published generator: wide training data and a shift suite.
+
+The published dataset (:func:`camseg.data.build_dataset`, profile
+``"standard"``) draws one shape of 16-31 px across in saturated colours,
+always fully inside the image. A classifier tuned on it alone fails on shapes
+a little off that distribution (issue 10). This module describes other
+distributions as :class:`ShapeDistribution` values and renders them:
+
+* :data:`WIDE`: the training distribution of the robust classifier: sizes
+  8-32 px across, any colour including low contrast against the local
+  background, squares and diamonds within +-15 degrees, shapes at the border,
+  JPEG re-encoding, noise and mild blur. Drawn fresh every epoch on CIFAR-10
+  *train* backgrounds (:func:`sample_images`).
+* :data:`SHIFT_PROFILES`: named test sets on CIFAR-10 *test* backgrounds, one
+  change each: ``plain`` (the wide geometry, clean), ``small``,
+  ``lowcontrast``, ``border``, ``jpeg95``, ``jpeg75``, ``jpeg50``, ``noise``
+  and ``distractor`` (a second shape of another class: the label names the
+  first, the mask is the first's; explain it with ``--explain label``).
+
+``camseg data build --profile NAME --out DIR`` writes one (test split only)
+in the SPEC section 1 layout, so every tool that reads the published data
+reads these too.
+
+Conventions: images uint8 (H, W, 3) RGB, masks bool (H, W), sizes (W, H),
+points (x, y).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import io
+import math
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from camseg.data import CLASSES, IMAGE_SIZE, ShapeSpec, draw_mask
+
+__all__ = [
+    "SHIFT_PROFILES", "WIDE", "ShapeDistribution", "contrast", "profile", "render", "sample_images",
+]
+
+
+@dataclass(frozen=True)
+class ShapeDistribution:
+    """How shapes and image degradations are drawn.
+
+    Attributes:
+        name: profile name.
+        across: (min, max) size in pixels: the circumscribed diameter of a
+            polygon, the diameter of a circle (drawn 0.85x, as in the published
+            generator, for a similar area).
+        low_contrast: fraction of shapes whose colour lies only
+            ``contrast_low`` (RGB distance, 0..441) from the mean colour of the
+            background under and around it.
+        contrast_low: (min, max) RGB distance of a low-contrast colour.
+        min_contrast: the smallest RGB distance of any other colour.
+        tilt_deg: squares and diamonds turn at most this much.
+        border: fraction of shapes placed across the image border (up to
+            ``border_out`` of the radius outside).
+        border_out: how far outside, as a fraction of the radius.
+        jpeg: fraction of images re-encoded as JPEG, quality drawn from ``quality``.
+        quality: (min, max) JPEG quality.
+        noise: fraction of images with Gaussian noise, std drawn from ``noise_std``.
+        noise_std: (min, max) noise standard deviation in grey levels.
+        blur: fraction of images blurred, Gaussian sigma drawn from ``blur_sigma``.
+        blur_sigma: (min, max) sigma in pixels.
+        distractor: fraction of images with a second shape of another class
+            (not overlapping the first; the label and mask are the first's).
+    """
+
+    name: str
+    across: tuple[float, float] = (8.0, 32.0)
+    low_contrast: float = 0.0
+    contrast_low: tuple[float, float] = (18.0, 45.0)
+    min_contrast: float = 60.0
+    tilt_deg: float = 15.0
+    border: float = 0.0
+    border_out: float = 0.45
+    jpeg: float = 0.0
+    quality: tuple[int, int] = (90, 90)
+    noise: float = 0.0
+    noise_std: tuple[float, float] = (0.0, 0.0)
+    blur: float = 0.0
+    blur_sigma: tuple[float, float] = (0.3, 0.8)
+    distractor: float = 0.0
+
+    def __post_init__(self) -> None:
+        lo, hi = self.across
+        if not 2.0 <= lo <= hi <= min(IMAGE_SIZE):
+            raise ValueError(f"across must satisfy 2 <= min <= max <= {min(IMAGE_SIZE)}, got {self.across}")
+        for name in ("low_contrast", "border", "jpeg", "noise", "blur", "distractor"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} is a fraction in [0, 1], got {v}")
+        if not 1 <= self.quality[0] <= self.quality[1] <= 95:
+            raise ValueError(f"quality must satisfy 1 <= min <= max <= 95, got {self.quality}")
+
+
+WIDE = ShapeDistribution("wide", across=(8.0, 32.0), low_contrast=0.3, contrast_low=(15.0, 45.0), min_contrast=45.0,
+                         tilt_deg=15.0, border=0.2, jpeg=0.5, quality=(30, 95), noise=0.3, noise_std=(2.0, 10.0),
+                         blur=0.2, blur_sigma=(0.3, 0.8), distractor=0.0)
+"""The training distribution of the robust classifier."""
+
+_PLAIN = ShapeDistribution("plain", across=(8.0, 32.0), min_contrast=60.0, tilt_deg=15.0)
+
+SHIFT_PROFILES: dict[str, ShapeDistribution] = {
+    "plain": _PLAIN,
+    "small": replace(_PLAIN, name="small", across=(8.0, 14.0)),
+    "lowcontrast": replace(_PLAIN, name="lowcontrast", low_contrast=1.0, contrast_low=(18.0, 40.0)),
+    "border": replace(_PLAIN, name="border", border=1.0),
+    "jpeg95": replace(_PLAIN, name="jpeg95", jpeg=1.0, quality=(95, 95)),
+    "jpeg75": replace(_PLAIN, name="jpeg75", jpeg=1.0, quality=(75, 75)),
+    "jpeg50": replace(_PLAIN, name="jpeg50", jpeg=1.0, quality=(50, 50)),
+    "noise": replace(_PLAIN, name="noise", noise=1.0, noise_std=(8.0, 8.0)),
+    "distractor": replace(_PLAIN, name="distractor", distractor=1.0),
+}
+"""The shift suite: named test distributions, one change from ``plain`` each."""
+
+
+def profile(name: str) -> ShapeDistribution:
+    """The distribution called ``name``: ``"wide"`` or a key of :data:`SHIFT_PROFILES`."""
+    if name == "wide":
+        return WIDE
+    if name not in SHIFT_PROFILES:
+        raise ValueError(f"unknown profile {name!r}; expected 'standard', 'wide' or one of "
+                         f"{', '.join(SHIFT_PROFILES)}")
+    return SHIFT_PROFILES[name]
+
+
+# --------------------------------------------------------------------------
+# Drawing
+
+
+def contrast(image: np.ndarray, mask: np.ndarray, ring: int = 3) -> float:
+    """RGB distance (0..441) between the mean colour inside ``mask`` and a ring of
+    ``ring`` pixels around it, in ``image`` (uint8 (H, W, 3)); NaN if either is empty.
+
+    >>> im = np.zeros((9, 9, 3), np.uint8); m = np.zeros((9, 9), bool); m[3:6, 3:6] = True
+    >>> im[m] = (30, 40, 0); round(contrast(im, m), 1)
+    50.0
+    """
+    mask = np.asarray(mask, bool)
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)) > 0
+    around = grown & ~mask
+    if not mask.any() or not around.any():
+        return float("nan")
+    img = np.asarray(image, np.float64)
+    return float(np.linalg.norm(img[mask].mean(0) - img[around].mean(0)))
+
+
+def _place(rng: np.random.Generator, radius: float, size: tuple[int, int], at_border: bool,
+           out: float) -> tuple[float, float]:
+    w, h = size
+    if not at_border:
+        margin = radius + 1.0
+        return float(rng.uniform(margin, w - 1 - margin)), float(rng.uniform(margin, h - 1 - margin))
+    # centre within [-out * r, +0.2 * r] of one edge: the shape crosses it
+    edge = int(rng.integers(4))
+    depth = float(rng.uniform(-out * radius, 0.2 * radius))
+    if edge in (0, 1):  # left, right
+        x = depth if edge == 0 else w - 1 - depth
+        y = float(rng.uniform(radius, h - 1 - radius))
+    else:
+        y = depth if edge == 2 else h - 1 - depth
+        x = float(rng.uniform(radius, w - 1 - radius))
+    return x, y
+
+
+def _colour(rng: np.random.Generator, local: np.ndarray, low: bool, dist: ShapeDistribution) -> tuple[int, int, int]:
+    """A colour at RGB distance in ``contrast_low`` from ``local`` (low), or any colour at least
+    ``min_contrast`` away."""
+    if low:
+        for _ in range(50):
+            direction = rng.normal(size=3)
+            direction /= np.linalg.norm(direction) + 1e-12
+            c = local + direction * rng.uniform(*dist.contrast_low)
+            if (c >= 0).all() and (c <= 255).all():
+                return tuple(int(round(v)) for v in c)
+        c = np.clip(local + np.sign(127.5 - local) * dist.contrast_low[1] / math.sqrt(3), 0, 255)
+        return tuple(int(round(v)) for v in c)
+    for _ in range(50):
+        r, g, b = colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.08, 1))
+        c = np.array([r, g, b]) * 255
+        if np.linalg.norm(c - local) >= dist.min_contrast:
+            return tuple(int(round(v)) for v in c)
+    return tuple(int(v) for v in np.where(local > 127.5, 0, 255))
+
+
+def _shape(rng: np.random.Generator, label: int, background: np.ndarray, dist: ShapeDistribution,
+           size: tuple[int, int], avoid: np.ndarray | None = None) -> tuple[ShapeSpec, np.ndarray]:
+    name = CLASSES[label]
+    for _ in range(100):
+        radius = float(rng.uniform(*dist.across)) / 2.0
+        if name == "circle":
+            radius *= 0.85
+        spec_center = _place(rng, radius, size, bool(rng.random() < dist.border), dist.border_out)
+        if name in ("square", "diamond"):
+            angle = float(rng.uniform(-dist.tilt_deg, dist.tilt_deg))
+        elif name == "circle":
+            angle = 0.0
+        else:
+            angle = float(rng.uniform(0.0, 360.0))
+        spec = ShapeSpec(label, spec_center, radius, angle, (0, 0, 0))
+        mask = draw_mask(spec, size)
+        if mask.sum() < 12:
+            continue
+        if avoid is not None:
+            near = cv2.dilate(avoid.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            if (mask & near).any():
+                continue
+        region = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        local = background[region].astype(np.float64).mean(0)
+        colour = _colour(rng, local, bool(rng.random() < dist.low_contrast), dist)
+        return replace(spec, color=colour), mask
+    raise RuntimeError(f"could not place a {name} of {dist.across} px in {size}")
+
+
+def _degrade(rng: np.random.Generator, image: np.ndarray, dist: ShapeDistribution) -> np.ndarray:
+    if rng.random() < dist.blur:
+        sigma = float(rng.uniform(*dist.blur_sigma))
+        image = cv2.GaussianBlur(image, (0, 0), sigma)
+    if rng.random() < dist.noise:
+        std = float(rng.uniform(*dist.noise_std))
+        image = np.clip(np.round(image + rng.normal(0, std, image.shape)), 0, 255).astype(np.uint8)
+    if rng.random() < dist.jpeg:
+        quality = int(rng.integers(dist.quality[0], dist.quality[1] + 1))
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+        buf.seek(0)
+        image = np.array(Image.open(buf).convert("RGB"))
+    return image
+
+
+def render(rng: np.random.Generator, background: np.ndarray, label: int, dist: ShapeDistribution,
+           size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """One sample of ``dist``: a shape of class ``label`` on a CIFAR photo.
+
+    Args:
+        rng: the random generator (advanced).
+        background: uint8 (32, 32, 3) RGB, upscaled bilinearly to ``size``.
+        label: class index of the (first) shape.
+        dist: the distribution.
+        size: (W, H).
+
+    Returns:
+        ``(image, mask)``: uint8 (H, W, 3) and bool (H, W), the mask of the
+        labelled shape only (a distractor is not in it).
+    """
+    bg = np.asarray(Image.fromarray(background).resize(size, Image.BILINEAR))
+    spec, mask = _shape(rng, label, bg, dist, size)
+    image = bg.copy()
+    image[mask] = spec.color
+    if rng.random() < dist.distractor:
+        other = int(rng.choice([k for k in range(len(CLASSES)) if k != label]))
+        try:
+            spec2, mask2 = _shape(rng, other, bg, replace(dist, border=0.0), size, avoid=mask)
+            image[mask2] = spec2.color
+        except RuntimeError:
+            pass  # no room for a second shape: the image keeps one
+    return _degrade(rng, image, dist), mask
+
+
+def sample_images(rng: np.random.Generator, backgrounds: np.ndarray, labels: np.ndarray,
+                  dist: ShapeDistribution, size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Render one image per (background, label): uint8 (N, H, W, 3) and bool (N, H, W)."""
+    if len(backgrounds) != len(labels):
+        raise ValueError(f"{len(backgrounds)} backgrounds for {len(labels)} labels")
+    w, h = size
+    images = np.empty((len(labels), h, w, 3), np.uint8)
+    masks = np.empty((len(labels), h, w), bool)
+    for i, (bg, lab) in enumerate(zip(backgrounds, labels, strict=True)):
+        images[i], masks[i] = render(rng, bg, int(lab), dist, size)
+    return images, masks
+
+
+# --------------------------------------------------------------------------
+# Training and validation sets drawn from a distribution
+
+
+class FreshShapes:
+    """Training images drawn anew every epoch: ``shapes(epoch) -> (images, labels)``.
+
+    Each epoch renders ``n`` shapes of ``dist`` (classes balanced, shuffled)
+    on backgrounds drawn from ``backgrounds`` (CIFAR-10 *train* photos, uint8
+    (M, 32, 32, 3)). Seeded by ``(seed, epoch)``, so a run is reproducible and
+    every epoch sees new shapes.
+
+    Args:
+        backgrounds: uint8 (M, 32, 32, 3) RGB.
+        dist: the distribution (default :data:`WIDE`).
+        n: images per epoch.
+        seed: random seed.
+    """
+
+    def __init__(self, backgrounds: np.ndarray, dist: ShapeDistribution = WIDE, n: int = 3500, seed: int = 0) -> None:
+        backgrounds = np.asarray(backgrounds)
+        if backgrounds.dtype != np.uint8 or backgrounds.ndim != 4 or backgrounds.shape[-1] != 3 or not len(backgrounds):
+            raise ValueError(f"backgrounds must be uint8 (M, h, w, 3) with M >= 1, got {backgrounds.dtype} "
+                             f"{backgrounds.shape}")
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        self.backgrounds, self.dist, self.n, self.seed = backgrounds, dist, int(n), int(seed)
+
+    def __call__(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (n, H, W, 3) images and int64 (n,) labels of epoch ``epoch``."""
+        rng = np.random.default_rng([self.seed, 7919, epoch])
+        labels = np.arange(self.n) % len(CLASSES)
+        rng.shuffle(labels)
+        picks = rng.choice(len(self.backgrounds), self.n, replace=self.n > len(self.backgrounds))
+        images, _ = sample_images(rng, self.backgrounds[picks], labels, self.dist)
+        return images, labels.astype(np.int64)
+
+
+def training_backgrounds(source, seed: int = 0, n: int = 12000, sizes=None) -> np.ndarray:
+    """CIFAR-10 *train* photos for fresh training shapes: the published train
+    split's backgrounds plus ``n - sizes["train"]`` unused ones, never the
+    val split's (they hold the validation set). uint8 (n, 32, 32, 3)."""
+    from camseg.data import SPLITS, background_indices
+
+    sizes = dict(SPLITS if sizes is None else sizes)
+    train, _ = background_indices(source, "train", min(n, sizes["train"]), seed, sizes)
+    rest, _ = background_indices(source, "rest", max(0, n - len(train)), seed, sizes)
+    return source.load(True, np.concatenate([train, rest]))
+
+
+def validation_set(source, dist: ShapeDistribution = WIDE, seed: int = 0, sizes=None) -> tuple[np.ndarray, ...]:
+    """A fixed validation set of ``dist`` on the published val split's backgrounds
+    (CIFAR-10 train photos that training never sees).
+
+    Returns:
+        ``(images, labels, masks)``: uint8 (N, H, W, 3), int64 (N,), bool (N, H, W).
+    """
+    from camseg.data import SPLITS, background_indices
+
+    sizes = dict(SPLITS if sizes is None else sizes)
+    idx, _ = background_indices(source, "val", sizes["val"], seed, sizes)
+    rng = np.random.default_rng([seed, 104729])
+    labels = np.arange(len(idx)) % len(CLASSES)
+    rng.shuffle(labels)
+    images, masks = sample_images(rng, source.load(True, idx), labels, dist)
+    return images, labels.astype(np.int64), masks
+
+
+def wide_training(data, seed: int = 0, n: int | None = None, cifar10=None,
+                  dist: ShapeDistribution = WIDE) -> tuple[FreshShapes, tuple[np.ndarray, ...]]:
+    """The inputs of a ``recipe="wide"`` training on the dataset at ``data``:
+    fresh ``dist`` shapes every epoch on CIFAR-10 train photos (not the val
+    split's) and a fixed ``dist`` validation set on the val split's photos.
+
+    Args:
+        data: a dataset folder built by :func:`camseg.data.build_dataset`
+            (its manifest gives the seed and sizes behind the backgrounds).
+        seed: seed of the fresh shapes.
+        n: images per epoch (default: the dataset's train split size).
+        cifar10: CIFAR-10 source or path (default: autodetect).
+
+    Returns:
+        ``(fresh, val)`` for :func:`camseg.classifier.train_classifier`.
+    """
+    from camseg.cifar import resolve_cifar10
+    from camseg.data import SPLITS, read_manifest
+
+    manifest = read_manifest(data) or {}
+    data_seed = int(manifest.get("seed", 0))
+    sizes = dict(manifest.get("sizes", SPLITS))
+    if not sizes.get("val"):
+        raise ValueError(f"{data} has no val split: the wide validation set uses its backgrounds")
+    source = cifar10 if (cifar10 is not None and not isinstance(cifar10, str | __import__("os").PathLike)) \
+        else resolve_cifar10(cifar10)
+    n = int(sizes.get("train", 0)) if n is None else int(n)
+    spare = source.count(True) - sizes.get("train", 0) - sizes.get("val", 0)
+    pool = sizes.get("train", 0) + max(0, min(8000 - sizes.get("train", 0), spare))
+    backgrounds = training_backgrounds(source, data_seed, pool, sizes)
+    return FreshShapes(backgrounds, dist, n, seed), validation_set(source, dist, data_seed, sizes)

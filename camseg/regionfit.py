@@ -1,0 +1,158 @@
+"""Choosing MaskScoring's region scorer on validation data, never on the test sets.
+
+* :func:`validation_contexts`: classifier + Grad-CAM on a validation set, as
+  :class:`~camseg.prompts.PromptContext` batches ready for any scorer.
+* :func:`compare_scorers`: the foreground hit rate each scorer's choice gets
+  on those contexts (regions and evidence are computed once and shared).
+* :func:`collect_features` and :func:`camseg.regions.fit_linear_score`: the
+  evidence features of each image's strongest candidate regions, labelled
+  by whether the region's foreground point lands on the object, and a
+  logistic combination fitted to them.
+
+Conventions: images uint8 (N, H, W, 3), masks bool (N, H, W).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from torch import nn
+
+from camseg.modes import eval_mode
+from camseg.prompts import PromptContext, deepest_point
+from camseg.regions import FEATURES, MaskScoring, RegionScorer
+
+__all__ = ["collect_features", "compare_scorers", "main", "validation_contexts"]
+
+
+def validation_contexts(model: nn.Module, layers: Sequence[nn.Module], images: np.ndarray, segmenter: object,
+                        targets: np.ndarray | None = None, batch_size: int = 50) -> list[PromptContext]:
+    """Classifier and Grad-CAM outputs for ``images`` in batches (top class unless ``targets``)."""
+    from camseg.data import normalize
+    from camseg.pipelines import BasicSamPipeline
+
+    pipe = BasicSamPipeline(model, segmenter, layers)
+    out = []
+    for start in range(0, len(images), batch_size):
+        t = None if targets is None else targets[start:start + batch_size]
+        out.append(pipe.context(normalize(images[start:start + batch_size]), t))
+    return out
+
+
+def _fg_hits(masks: np.ndarray, points: np.ndarray) -> np.ndarray:
+    h, w = masks.shape[1:]
+    return np.array([m[min(max(int(round(y)), 0), h - 1), min(max(int(round(x)), 0), w - 1)]
+                     for m, (x, y) in zip(masks, points, strict=True)])
+
+
+def compare_scorers(contexts: Sequence[PromptContext], masks: np.ndarray, scorers: Sequence[RegionScorer],
+                    base: MaskScoring | None = None) -> dict[str, float]:
+    """Foreground hit rate of MaskScoring with each scorer on the same contexts.
+
+    Args:
+        contexts: from :func:`validation_contexts`.
+        masks: bool (N, H, W), the ground truth of the N images in the contexts.
+        scorers: the scorers to compare (names must differ).
+        base: the MaskScoring settings other than the scorer (default: the defaults).
+
+    Returns:
+        scorer name -> fraction of images whose foreground point is on the shape.
+    """
+    from dataclasses import replace
+
+    base = base or MaskScoring()
+    out = {}
+    for scorer in scorers:
+        strategy = replace(base, scorer=scorer, n_background=0, name=f"cmp_{scorer.name}")
+        points = np.concatenate([strategy(ctx).point_coords[:, 0] for ctx in contexts])
+        out[scorer.name] = float(_fg_hits(masks, points).mean())
+    return out
+
+
+def collect_features(contexts: Sequence[PromptContext], masks: np.ndarray, base: MaskScoring | None = None,
+                     top: int = 12) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray]]:
+    """Evidence features and labels of each image's ``top`` candidate regions.
+
+    Regions are ranked by the cheap bound of the default scorer (CAM support x
+    agreement) and the first ``top`` kept, so fitting costs at most ``2 * top``
+    classifier runs per image.
+
+    Returns:
+        ``(features, hits)``: per image ``{feature: (k,)}`` and bool (k,), True
+        where the region's deepest point lies on the object.
+    """
+    base = base or MaskScoring()
+    features, hits = [], []
+    offset = 0
+    for ctx in contexts:
+        for i in range(ctx.batch):
+            ev = base.evidence(ctx, i)
+            gt = masks[offset + i]
+            if not len(ev):
+                continue
+            order = np.argsort(-base.scorer.bound(ev), kind="stable")[:top]
+            with eval_mode(ctx.classifier):
+                features.append(ev.features(order, FEATURES))
+            pts = np.stack([deepest_point(ev.regions.masks[k], ctx.cams[i]) for k in order])
+            hits.append(_fg_hits(np.repeat(gt[None], len(order), 0), pts))
+        offset += ctx.batch
+    return features, hits
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m camseg.regionfit --data DIR --checkpoint CKPT [--n 300] [--json OUT]``:
+    compare the region scorers and fit :class:`~camseg.regions.LinearScore` on the wide
+    validation set of the dataset at DIR (CIFAR-10 train photos of its val split)."""
+    import argparse
+    import json
+    import time
+
+    from camseg.classifier import default_target_layers, load_checkpoint
+    from camseg.cifar import resolve_cifar10
+    from camseg.data import SPLITS, read_manifest
+    from camseg.profiles import WIDE, validation_set
+    from camseg.regions import CamSupportScore, DeletionScore, KeepScore, SimilarityScore, fit_linear_score
+    from camseg.segmenters import get_segmenter
+
+    parser = argparse.ArgumentParser(prog="python -m camseg.regionfit", description=main.__doc__)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--segmenter", default="regiongrow")
+    parser.add_argument("--n", type=int, default=300, help="validation images (half fit, half compare)")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    manifest = read_manifest(args.data) or {}
+    images, labels, masks = validation_set(resolve_cifar10(), WIDE, int(manifest.get("seed", 0)),
+                                           manifest.get("sizes", SPLITS))
+    images, labels, masks = images[:args.n], labels[:args.n], masks[:args.n]
+    model, meta = load_checkpoint(args.checkpoint)
+    seg = get_segmenter(args.segmenter)
+    half = len(images) // 2
+    fit_ctx = validation_contexts(model, default_target_layers(model, meta["arch"]), images[:half], seg)
+    cmp_ctx = validation_contexts(model, default_target_layers(model, meta["arch"]), images[half:], seg)
+    feats, hits = collect_features(fit_ctx, masks[:half])
+    fitted = {}
+    for name, names in (("linear_cam", ("cam_support", "cam_mass", "peak_inside", "agreement", "area", "border")),
+                        ("linear_all", FEATURES)):
+        sub = [{k: f[k] for k in names} for f in feats]
+        fitted[name] = fit_linear_score(sub, hits, names)
+        fitted[name] = type(fitted[name])(fitted[name].weights, fitted[name].bias, name=name)
+    scorers = [SimilarityScore(), KeepScore(), DeletionScore(), CamSupportScore(), *fitted.values()]
+    on_fit = compare_scorers(fit_ctx, masks[:half], scorers)
+    on_cmp = compare_scorers(cmp_ctx, masks[half:], scorers)
+    out = {"checkpoint": str(args.checkpoint), "n_fit": half, "n_compare": len(images) - half,
+           "fg_hit_fit_half": on_fit, "fg_hit_compare_half": on_cmp,
+           "fitted": {k: {"weights": dict(v.weights), "bias": v.bias} for k, v in fitted.items()},
+           "seconds": time.perf_counter() - t0}
+    print(json.dumps(out, indent=2))
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,683 @@
+"""Region selection: which segmented region is the object the CAM explains.
+
+:class:`MaskScoring`, camseg's prompt strategy, works in four steps, each a
+small piece you can change alone::
+
+    CAM ──Proposal──▶ candidate points ──segmenter──▶ Regions (distinct masks)
+        ──RegionEvidence──▶ what each region looks like (CAM, classifier)
+        ──RegionScorer──▶ a score per region ──best_region──▶ the winner
+        ──deepest_point / background_points──▶ Prompts
+
+* :class:`Proposal`: candidate points on a grid where the CAM is high, each
+  segmented with one foreground point; duplicates merged, counting how many
+  points led to each region (agreement).
+* :class:`RegionEvidence`: everything known about one image's regions,
+  computed on demand and cached: CAM support, whether the CAM's peak is
+  inside, agreement, size, and what the classifier says when it sees a
+  region alone (``similarity``, ``keep``) or the image without it
+  (``deletion``).
+* Scorers (:class:`RegionScorer`, one class each): :class:`CamSupportScore`
+  (CAM only), :class:`SimilarityScore` (the published default),
+  :class:`KeepScore`, :class:`DeletionScore`, and :class:`LinearScore`, a
+  logistic combination of evidence features fitted on validation data
+  (:func:`fit_linear_score`). A scorer gives a cheap upper bound per region
+  (``bound``) and the exact scores of the regions asked for (``score``).
+* :func:`best_region`: a pure branch-and-bound search; regions are scored in
+  order of their bound until none left can beat the best, so it picks what
+  scoring every region would, with fewer classifier runs.
+
+Background points come from the shared helpers of :mod:`camseg.prompts`
+(:func:`~camseg.prompts.background_points`): on a rejected distractor region
+when there is one, else on low-CAM pixels far from the winner.
+
+Conventions: points (x, y) in pixels, arrays (K, 2); masks bool (H, W) or
+(K, H, W); CAMs float (H, W) in [0, 1]; tensors live on the classifier's
+device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from camseg.devices import model_device
+from camseg.modes import eval_mode
+from camseg.prompts import PromptContext, Prompts, background_points, deepest_point, stack_prompts, strongest_region
+
+__all__ = [
+    "FEATURES", "CamSupportScore", "DeletionScore", "KeepScore", "LinearScore", "MaskScoring", "Proposal",
+    "RegionEvidence", "RegionScorer", "Regions", "SimilarityScore", "best_region", "fit_linear_score",
+]
+
+
+# --------------------------------------------------------------------------
+# 1. Candidate regions
+
+
+@dataclass(frozen=True)
+class Regions:
+    """The distinct regions segmented from one image's candidate points.
+
+    Attributes:
+        masks: bool (K, H, W).
+        seeds: int64 (K,), how many candidate points led to each region.
+    """
+
+    masks: np.ndarray
+    seeds: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Candidate points where the CAM is high, segmented into distinct regions.
+
+    Attributes:
+        threshold: candidates are grid points with CAM >= threshold (if none: the whole grid).
+        stride: grid spacing in pixels.
+        max_candidates: at most this many points, highest CAM first.
+        max_area: regions larger than this fraction of the image are dropped.
+        min_area: regions smaller than this many pixels are dropped.
+    """
+
+    threshold: float = 0.2
+    stride: int = 3
+    max_candidates: int = 96
+    max_area: float = 0.5
+    min_area: int = 6
+
+    def points(self, cam: np.ndarray) -> np.ndarray:
+        """Candidate points float32 (K, 2) in (x, y) order, highest CAM first."""
+        if self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+        h, w = cam.shape
+        off = self.stride // 2
+        ys, xs = np.mgrid[off:h:self.stride, off:w:self.stride]
+        ys, xs = ys.ravel(), xs.ravel()
+        vals = cam[ys, xs]
+        keep = vals >= self.threshold
+        if not keep.any():
+            keep = np.ones_like(keep)
+        order = np.argsort(-vals[keep], kind="stable")[: self.max_candidates]
+        return np.stack([xs[keep][order], ys[keep][order]], 1).astype(np.float32)
+
+    def regions(self, segmenter: object, image: np.ndarray, cam: np.ndarray) -> Regions:
+        """Segment every candidate point of ``image`` (uint8 (H, W, 3)) and merge duplicates.
+
+        Uses ``segmenter.predict_batch(coords (K, 1, 2), labels (K, 1))`` when the
+        segmenter has it (one call for all candidates), else one ``predict`` each.
+        """
+        h, w = cam.shape
+        pts = self.points(cam)
+        segmenter.set_image(image)
+        if hasattr(segmenter, "predict_batch"):
+            results = segmenter.predict_batch(pts[:, None, :].astype(np.float32), np.ones((len(pts), 1), np.int64))
+        else:
+            results = [segmenter.predict(pt[None], np.ones(1, np.int64)) for pt in pts]
+        seen: dict[bytes, int] = {}
+        masks: list[np.ndarray] = []
+        seeds: list[int] = []
+        for res in results:
+            mask = np.asarray(res.mask, bool)
+            area = int(mask.sum())
+            if area < self.min_area or area > self.max_area * h * w:
+                continue
+            key = np.packbits(mask).tobytes()
+            if key in seen:
+                seeds[seen[key]] += 1
+                continue
+            seen[key] = len(masks)
+            masks.append(mask)
+            seeds.append(1)
+        stacked = np.stack(masks) if masks else np.zeros((0, h, w), bool)
+        return Regions(stacked, np.asarray(seeds, np.int64))
+
+
+# --------------------------------------------------------------------------
+# 2. What is known about each region
+
+
+FEATURES: tuple[str, ...] = ("cam_support", "cam_mass", "peak_inside", "agreement", "area", "border",
+                             "similarity", "keep", "deletion")
+"""Evidence features of a region, all in [0, 1] (see :meth:`RegionEvidence.features`)."""
+
+CLASSIFIER_FEATURES: frozenset[str] = frozenset({"similarity", "keep", "deletion"})
+"""Features that need classifier runs (the rest are cheap)."""
+
+
+def _dilate(masks: np.ndarray, radius: int) -> np.ndarray:
+    if radius <= 0 or not len(masks):
+        return masks
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    return np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in masks])
+
+
+class RegionEvidence:
+    """What is known about one image's candidate regions, computed when first asked and cached.
+
+    Args:
+        regions: the candidate regions.
+        cam: float (H, W) in [0, 1], the CAM of ``target``.
+        target: the class the CAM explains.
+        classifier: the classifier (None: only the CAM features work).
+        normalized: float (3, H, W), the image as the classifier sees it.
+        whole: (probabilities (C,), features (D,)) of the whole image, if already known.
+        batch_size: regions per classifier batch.
+    """
+
+    def __init__(self, regions: Regions, cam: np.ndarray, target: int, classifier: nn.Module | None = None,
+                 normalized: torch.Tensor | None = None, whole: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 batch_size: int = 128) -> None:
+        self.regions, self.cam, self.target = regions, np.asarray(cam, np.float32), int(target)
+        self.classifier, self.batch_size = classifier, batch_size
+        self.device = model_device(classifier) if classifier is not None else torch.device("cpu")
+        self.normalized = normalized.to(self.device) if normalized is not None else None
+        self._whole = whole
+        self._cache: dict[str, np.ndarray] = {}
+        self._alone = np.full((len(regions), 2), np.nan)  # keep, similarity
+        self._deleted = np.full(len(regions), np.nan)
+        self.classifier_images = 0
+        """Images run through the classifier so far (regions alone and deleted)."""
+
+    def __len__(self) -> int:
+        return len(self.regions)
+
+    # cheap, CAM-based -------------------------------------------------------
+
+    def _cached(self, key: str, make: Callable[[], np.ndarray]) -> np.ndarray:
+        if key not in self._cache:
+            self._cache[key] = np.asarray(make(), np.float64)
+        return self._cache[key]
+
+    def cam_support(self, dilation: int = 2) -> np.ndarray:
+        """Mean CAM over each region grown by ``dilation`` pixels, (K,).
+
+        Grad-CAM often peaks on an object's edges and corners, just outside it,
+        hence the margin.
+        """
+        return self._cached(f"support{dilation}", lambda: [float(self.cam[m].mean())
+                                                           for m in _dilate(self.regions.masks, dilation)])
+
+    def cam_mean(self) -> np.ndarray:
+        """Mean CAM inside each region, (K,) (ties between equal scores go to the higher)."""
+        return self.cam_support(0)
+
+    def cam_mass(self, dilation: int = 2) -> np.ndarray:
+        """Fraction of the CAM's total mass inside each region grown by ``dilation``, (K,)."""
+        total = float(self.cam.sum()) or 1.0
+        return self._cached(f"mass{dilation}", lambda: [float(self.cam[m].sum()) / total
+                                                        for m in _dilate(self.regions.masks, dilation)])
+
+    def peak_inside(self, dilation: int = 1) -> np.ndarray:
+        """1.0 where the region grown by ``dilation`` holds the CAM's maximum, else 0.0, (K,)."""
+        y, x = np.unravel_index(int(np.argmax(self.cam)), self.cam.shape)
+        return self._cached(f"peak{dilation}", lambda: _dilate(self.regions.masks, dilation)[:, y, x])
+
+    def agreement(self, seed_scale: float = 4.0) -> np.ndarray:
+        """``1 - exp(-n / seed_scale)``, n = candidate points that led to the region, (K,); 1 if seed_scale <= 0."""
+        if seed_scale <= 0:
+            return np.ones(len(self))
+        return 1.0 - np.exp(-self.regions.seeds / seed_scale)
+
+    def area(self) -> np.ndarray:
+        """Region area as a fraction of the image, (K,)."""
+        h, w = self.cam.shape
+        return self._cached("area", lambda: self.regions.masks.reshape(len(self), -1).sum(1) / (h * w))
+
+    def border(self) -> np.ndarray:
+        """Fraction of the image border each region covers, (K,)."""
+        def make():
+            m = self.regions.masks
+            edge = np.concatenate([m[:, 0, :], m[:, -1, :], m[:, :, 0], m[:, :, -1]], axis=1)
+            return edge.mean(1) if len(m) else np.zeros(0)
+        return self._cached("border", make)
+
+    # classifier-based ------------------------------------------------------
+
+    def whole(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities (C,) and penultimate features (D,) of the whole image."""
+        if self._whole is None:
+            probs, feats = classifier_outputs(self.classifier, self.normalized[None], self.batch_size)
+            self._whole = (probs[0], feats[0])
+        return self._whole
+
+    def _need_classifier(self) -> None:
+        if self.classifier is None or self.normalized is None:
+            raise ValueError("this feature needs the classifier and the normalised image")
+
+    def _fill_alone(self, idx: np.ndarray) -> None:
+        todo = [int(k) for k in idx if np.isnan(self._alone[k, 0])]
+        if not todo:
+            return
+        self._need_classifier()
+        m = torch.from_numpy(self.regions.masks[todo]).to(self.device)[:, None]
+        probs, feats = classifier_outputs(self.classifier, torch.where(m, self.normalized[None], 0.0),
+                                          self.batch_size)
+        self.classifier_images += len(todo)
+        sim = torch.nn.functional.cosine_similarity(feats, self.whole()[1][None]).clamp(0, 1)
+        self._alone[todo, 0] = probs[:, self.target].clamp(0, 1).float().cpu().numpy()
+        self._alone[todo, 1] = sim.float().cpu().numpy()
+
+    def keep(self, idx: np.ndarray) -> np.ndarray:
+        """Probability of the target when the classifier sees only the region (rest at the
+        dataset mean, 0 in the normalised input), for the regions ``idx``."""
+        idx = np.asarray(idx, np.int64)
+        self._fill_alone(idx)
+        return self._alone[idx, 0]
+
+    def similarity(self, idx: np.ndarray) -> np.ndarray:
+        """Cosine similarity (clipped at 0) of the classifier's penultimate features of the
+        region alone with those of the whole image, for the regions ``idx``."""
+        idx = np.asarray(idx, np.int64)
+        self._fill_alone(idx)
+        return self._alone[idx, 1]
+
+    def deletion(self, idx: np.ndarray) -> np.ndarray:
+        """How much the target's probability drops when the region is removed (set to the
+        dataset mean), clipped to [0, 1], for the regions ``idx``."""
+        idx = np.asarray(idx, np.int64)
+        todo = [int(k) for k in idx if np.isnan(self._deleted[k])]
+        if todo:
+            self._need_classifier()
+            m = torch.from_numpy(self.regions.masks[todo]).to(self.device)[:, None]
+            probs, _ = classifier_outputs(self.classifier, torch.where(m, 0.0, self.normalized[None]),
+                                          self.batch_size)
+            self.classifier_images += len(todo)
+            before = float(self.whole()[0][self.target])
+            self._deleted[todo] = np.clip(before - probs[:, self.target].float().cpu().numpy(), 0.0, 1.0)
+        return self._deleted[idx]
+
+    def features(self, idx: np.ndarray | None = None, names: Sequence[str] = FEATURES) -> dict[str, np.ndarray]:
+        """Named features (each (k,), in [0, 1]) of the regions ``idx`` (default: all).
+
+        ``cam_support``, ``cam_mass`` (dilation 2), ``peak_inside`` (dilation 1),
+        ``agreement`` (seed_scale 4), ``area``, ``border``, ``similarity``,
+        ``keep``, ``deletion``.
+        """
+        idx = np.arange(len(self)) if idx is None else np.asarray(idx, np.int64)
+        makers = {"cam_support": lambda: self.cam_support()[idx], "cam_mass": lambda: self.cam_mass()[idx],
+                  "peak_inside": lambda: self.peak_inside()[idx], "agreement": lambda: self.agreement()[idx],
+                  "area": lambda: self.area()[idx], "border": lambda: self.border()[idx],
+                  "similarity": lambda: self.similarity(idx), "keep": lambda: self.keep(idx),
+                  "deletion": lambda: self.deletion(idx)}
+        unknown = [n for n in names if n not in makers]
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; expected some of {', '.join(FEATURES)}")
+        return {n: np.asarray(makers[n](), np.float64) for n in names}
+
+
+@torch.no_grad()
+def classifier_outputs(classifier: nn.Module, x: torch.Tensor, batch_size: int = 128) -> tuple[torch.Tensor, ...]:
+    """Softmax probabilities (N, C) and penultimate features (N, D) (the input of the
+    classifier's last ``nn.Linear``) of a normalised batch ``x`` (N, 3, H, W)."""
+    head = _last_linear(classifier)
+    probs, feats = [], []
+    handle = head.register_forward_hook(lambda mod, inp, out: feats.append(inp[0].flatten(1)))
+    try:
+        for k in range(0, len(x), batch_size):
+            probs.append(torch.softmax(classifier(x[k:k + batch_size]), 1))
+    finally:
+        handle.remove()
+    return torch.cat(probs), torch.cat(feats)
+
+
+def _last_linear(model: nn.Module) -> nn.Linear:
+    last = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            last = module
+    if last is None:
+        raise ValueError("MaskScoring needs a classifier whose last layer is an nn.Linear (its input = features)")
+    return last
+
+
+# --------------------------------------------------------------------------
+# 3. Scorers
+
+
+class RegionScorer(Protocol):
+    """Scores an image's candidate regions; higher wins.
+
+    ``bound(ev)`` is a cheap upper bound of every region's score (K,) (use
+    ``inf`` where there is none); ``score(ev, idx)`` the exact scores (k,) of
+    the regions ``idx``. :func:`best_region` scores regions in order of their
+    bound and stops when no unscored bound reaches the best score.
+    """
+
+    name: str
+
+    def bound(self, ev: RegionEvidence) -> np.ndarray: ...
+
+    def score(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class CamSupportScore:
+    """CAM only: support ** 1 x agreement; no classifier run (a baseline)."""
+
+    cam_dilation: int = 2
+    seed_scale: float = 4.0
+    name: str = "cam_support"
+
+    def bound(self, ev: RegionEvidence) -> np.ndarray:
+        return ev.cam_support(self.cam_dilation) * ev.agreement(self.seed_scale)
+
+    def score(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
+        return self.bound(ev)[np.asarray(idx, np.int64)]
+
+
+@dataclass(frozen=True)
+class SimilarityScore:
+    """The published default: similarity x CAM support ** ``cam_weight`` x agreement.
+
+    A region that *is* what the classifier saw in the whole image looks the same
+    to it (similarity of penultimate features); the CAM support keeps regions
+    the CAM points at; agreement trusts regions many candidate points lead to.
+    """
+
+    cam_weight: float = 0.5
+    cam_dilation: int = 2
+    seed_scale: float = 4.0
+    name: str = "similarity"
+
+    def bound(self, ev: RegionEvidence) -> np.ndarray:
+        return ev.cam_support(self.cam_dilation) ** self.cam_weight * ev.agreement(self.seed_scale)
+
+    def score(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, np.int64)
+        return ev.similarity(idx) * self.bound(ev)[idx]
+
+
+@dataclass(frozen=True)
+class KeepScore:
+    """Probability of the target with the region alone x CAM support ** ``cam_weight`` x agreement."""
+
+    cam_weight: float = 0.5
+    cam_dilation: int = 2
+    seed_scale: float = 4.0
+    name: str = "keep"
+
+    def bound(self, ev: RegionEvidence) -> np.ndarray:
+        return ev.cam_support(self.cam_dilation) ** self.cam_weight * ev.agreement(self.seed_scale)
+
+    def score(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, np.int64)
+        return ev.keep(idx) * self.bound(ev)[idx]
+
+
+@dataclass(frozen=True)
+class DeletionScore:
+    """Drop of the target's probability when the region is removed x CAM support ** ``cam_weight`` x agreement."""
+
+    cam_weight: float = 0.5
+    cam_dilation: int = 2
+    seed_scale: float = 4.0
+    name: str = "deletion"
+
+    def bound(self, ev: RegionEvidence) -> np.ndarray:
+        return ev.cam_support(self.cam_dilation) ** self.cam_weight * ev.agreement(self.seed_scale)
+
+    def score(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, np.int64)
+        return ev.deletion(idx) * self.bound(ev)[idx]
+
+
+@dataclass(frozen=True)
+class LinearScore:
+    """A logistic combination of evidence features: ``sigmoid(bias + sum w_f * f)``.
+
+    Fitted on validation regions by :func:`fit_linear_score`. Every feature lies
+    in [0, 1], so replacing each classifier feature by 1 (positive weight) or 0
+    (negative weight) bounds the score from above without running the classifier.
+
+    Attributes:
+        weights: ``((feature, weight), ...)``, features from :data:`FEATURES`.
+        bias: the intercept.
+    """
+
+    weights: tuple[tuple[str, float], ...] = ()
+    bias: float = 0.0
+    name: str = "linear"
+
+    def __post_init__(self) -> None:
+        unknown = [f for f, _ in self.weights if f not in FEATURES]
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; expected some of {', '.join(FEATURES)}")
+
+    def _logit(self, ev: RegionEvidence, idx: np.ndarray, cheap_only: bool) -> np.ndarray:
+        z = np.full(len(idx), self.bias)
+        names = [f for f, _ in self.weights if not (cheap_only and f in CLASSIFIER_FEATURES)]
+        feats = ev.features(idx, names)
+        for f, w in self.weights:
+            z = z + w * (feats[f] if f in feats else (1.0 if w > 0 else 0.0))
+        return z
+
+    def bound(self, ev: RegionEvidence) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self._logit(ev, np.arange(len(ev)), True)))
+
+    def score(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self._logit(ev, np.asarray(idx, np.int64), False)))
+
+
+def fit_linear_score(features: Sequence[Mapping[str, np.ndarray]], hits: Sequence[np.ndarray],
+                     names: Sequence[str] = FEATURES, c: float = 1.0) -> LinearScore:
+    """Fit a :class:`LinearScore` on validation regions.
+
+    Args:
+        features: per image, ``{feature: (K_i,)}`` (:meth:`RegionEvidence.features`).
+        hits: per image, bool (K_i,): whether the region's foreground point
+            would land on the object (the label to predict).
+        names: the features to use.
+        c: inverse L2 regularisation strength of the logistic regression.
+
+    Returns:
+        The fitted scorer (scikit-learn's ``LogisticRegression``, balanced classes).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.concatenate([np.stack([np.asarray(f[n], np.float64) for n in names], 1) for f in features if len(hits)])
+    y = np.concatenate([np.asarray(h, bool) for h in hits])
+    if len(x) != len(y) or len(np.unique(y)) < 2:
+        raise ValueError("fit_linear_score needs regions of both kinds (hits and misses), one label per region")
+    model = LogisticRegression(C=c, class_weight="balanced", max_iter=1000).fit(x, y)
+    return LinearScore(tuple((n, float(w)) for n, w in zip(names, model.coef_[0], strict=True)),
+                       float(model.intercept_[0]))
+
+
+# --------------------------------------------------------------------------
+# 4. The search
+
+
+def best_region(bounds: np.ndarray, score: Callable[[np.ndarray], np.ndarray], tiebreak: np.ndarray | None = None,
+                chunk: int = 4) -> tuple[int, np.ndarray]:
+    """The region with the highest score, scoring as few regions as the bounds allow.
+
+    Regions are scored in order of their upper bound, ``chunk`` at a time (the
+    chunk doubles each round), until no unscored region's bound reaches the
+    best score so far. Ties go to the higher ``tiebreak``. The choice is the
+    one scoring every region would make, provided ``bounds`` really bound.
+
+    Args:
+        bounds: float (K,), an upper bound of each score (``inf`` for none).
+        score: ``score(idx int (k,)) -> float (k,)``, exact scores.
+        tiebreak: float (K,) or None.
+
+    Returns:
+        ``(index, scores)``, ``scores`` (K,) with NaN for regions never scored.
+
+    >>> best_region(np.array([0.9, 0.5, 0.2]), lambda idx: np.array([0.4, 0.45, 0.1])[idx], chunk=1)[0]
+    1
+    """
+    bounds = np.asarray(bounds, np.float64)
+    if bounds.ndim != 1 or not len(bounds):
+        raise ValueError(f"bounds must be a non-empty 1-D array, got shape {bounds.shape}")
+    scores = np.full(len(bounds), np.nan)
+    order = np.argsort(-bounds, kind="stable")
+    k = 0
+    while k < len(order):
+        best = np.nanmax(scores) if not np.isnan(scores).all() else -np.inf
+        if bounds[order[k]] < best:
+            break
+        idx = order[k:k + chunk]
+        scores[idx] = score(idx)
+        k, chunk = k + chunk, chunk * 2
+    filled = np.where(np.isnan(scores), -np.inf, scores)
+    ties = np.zeros(len(bounds)) if tiebreak is None else np.asarray(tiebreak, np.float64)
+    return int(np.lexsort((ties, filled))[-1]), scores
+
+
+# --------------------------------------------------------------------------
+# The strategy
+
+
+@dataclass
+class MaskScoring:
+    """Segment candidate points where the CAM is high; keep the region the scorer likes best.
+
+    For each image: :class:`Proposal` makes the candidate regions (one
+    segmenter call per candidate point, one image embedding), ``scorer``
+    scores them from their :class:`RegionEvidence` and :func:`best_region`
+    picks the winner; its deepest interior point is the foreground prompt.
+
+    Background points (``n_background``): the rejected region with the highest
+    mean CAM that does not overlap the winner (a distractor, used only if its
+    score is at most ``distractor_max_score`` and ``distractor_ratio`` times
+    the winner's), then low-CAM pixels (< ``low``) far from the winner.
+
+    Needs ``ctx.classifier`` and ``ctx.segmenter``. The classifier runs in
+    eval mode (each module's own mode is restored afterwards) on its own
+    device. Regions and scores are cached in ``ctx.extras``, so strategies
+    differing only in their background points share the work.
+    """
+
+    threshold: float = 0.2
+    stride: int = 3
+    max_candidates: int = 96
+    max_area: float = 0.5
+    min_area: int = 6
+    n_background: int = 0
+    low: float = 0.2
+    distractor_max_score: float = 0.2
+    distractor_ratio: float = 0.25
+    scorer: RegionScorer = field(default_factory=SimilarityScore)
+    batch_size: int = 128
+    name: str = "mask_scoring"
+
+    @property
+    def proposal(self) -> Proposal:
+        return Proposal(self.threshold, self.stride, self.max_candidates, self.max_area, self.min_area)
+
+    def candidates(self, cam: np.ndarray) -> np.ndarray:
+        """Candidate points (K, 2) in (x, y) order, highest CAM first."""
+        return self.proposal.points(cam)
+
+    def regions(self, ctx: PromptContext, i: int) -> tuple[list[np.ndarray], list[int]]:
+        """Distinct candidate regions of image ``i`` (bool (H, W) each) and how many points led to each."""
+        reg = self._regions(ctx, i)
+        return list(reg.masks), [int(s) for s in reg.seeds]
+
+    def _regions(self, ctx: PromptContext, i: int) -> Regions:
+        key = ("regions", self.proposal, getattr(ctx.segmenter, "name", id(ctx.segmenter)))
+        cache = ctx.extras.setdefault(key, {})
+        if i not in cache:
+            cache[i] = self.proposal.regions(ctx.segmenter, ctx.images[i], ctx.cams[i])
+        return cache[i]
+
+    def evidence(self, ctx: PromptContext, i: int) -> RegionEvidence:
+        """The (cached) :class:`RegionEvidence` of image ``i``."""
+        key = ("evidence", self.proposal, getattr(ctx.segmenter, "name", id(ctx.segmenter)), id(ctx.classifier))
+        cache = ctx.extras.setdefault(key, {})
+        if i not in cache:
+            whole = self._whole(ctx)
+            cache[i] = RegionEvidence(self._regions(ctx, i), ctx.cams[i], int(ctx.targets[i]), ctx.classifier,
+                                      ctx.normalized[i], (whole[0][i], whole[1][i]), self.batch_size)
+        return cache[i]
+
+    def _whole(self, ctx: PromptContext) -> tuple[torch.Tensor, torch.Tensor]:
+        key = ("whole", id(ctx.classifier))
+        if key not in ctx.extras:
+            x = ctx.normalized.to(model_device(ctx.classifier))
+            ctx.extras[key] = classifier_outputs(ctx.classifier, x, self.batch_size)
+        return ctx.extras[key]
+
+    def _scores(self, ctx: PromptContext, i: int) -> dict:
+        """The scorer's bounds and (lazily filled) scores for image ``i``, cached per scorer."""
+        key = ("scores", self.proposal, repr(self.scorer), getattr(ctx.segmenter, "name", id(ctx.segmenter)))
+        cache = ctx.extras.setdefault(key, {})
+        if i not in cache:
+            ev = self.evidence(ctx, i)
+            cache[i] = {"ev": ev, "bound": np.asarray(self.scorer.bound(ev), np.float64) if len(ev) else np.zeros(0),
+                        "scores": np.full(len(ev), np.nan)}
+        return cache[i]
+
+    def _score(self, entry: dict, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, np.int64)
+        todo = idx[np.isnan(entry["scores"][idx])]
+        if len(todo):
+            entry["scores"][todo] = self.scorer.score(entry["ev"], todo)
+        return entry["scores"][idx]
+
+    def score_regions(self, ctx: PromptContext, i: int) -> np.ndarray:
+        """Every candidate region's score for image ``i``, (K,) (no pruning)."""
+        entry = self._scores(ctx, i)
+        with eval_mode(ctx.classifier):
+            return self._score(entry, np.arange(len(entry["ev"]))).copy()
+
+    def choose(self, ctx: PromptContext, i: int) -> int:
+        """Index of the winning region of image ``i`` (-1 when there is no region)."""
+        entry = self._scores(ctx, i)
+        if not len(entry["ev"]):
+            return -1
+        best, _ = best_region(entry["bound"], lambda idx: self._score(entry, idx), entry["ev"].cam_mean())
+        return best
+
+    def __call__(self, ctx: PromptContext) -> Prompts:
+        if ctx.classifier is None or ctx.segmenter is None:
+            raise ValueError("MaskScoring needs a classifier and a segmenter in the PromptContext")
+        pts, labs, chosen = [], [], []
+        with eval_mode(ctx.classifier):
+            for i in range(ctx.batch):
+                cam = ctx.cams[i]
+                best = self.choose(ctx, i)
+                entry = self._scores(ctx, i)
+                masks = entry["ev"].regions.masks
+                region = masks[best] if best >= 0 else strongest_region(cam, 0.5)
+                p, lab = [deepest_point(region, cam)], [1]
+                avoid = region.copy()
+                if self.n_background and best >= 0:
+                    rival = self._distractor(entry, best)
+                    if rival is not None:
+                        p.append(deepest_point(masks[rival], cam))
+                        lab.append(0)
+                        avoid |= masks[rival]
+                extra = background_points(cam, avoid, 1 + self.n_background - len(lab), self.low)
+                p.extend(extra)
+                lab.extend([0] * len(extra))
+                pts.append(np.stack(p))
+                labs.append(np.array(lab, np.int64))
+                chosen.append(region)
+        ctx.extras[self.name + "_regions"] = np.stack(chosen)
+        return stack_prompts(pts, labs, self.name)
+
+    def _distractor(self, entry: dict, best: int) -> int | None:
+        """The rejected region with the highest mean CAM that does not overlap the winner
+        and scores at most ``min(distractor_max_score, distractor_ratio * winner's score)``,
+        or None. A region whose bound is already below that limit needs no scoring."""
+        ev = entry["ev"]
+        masks, bound = ev.regions.masks, entry["bound"]
+        limit = min(self.distractor_max_score, self.distractor_ratio * float(self._score(entry, [best])[0]))
+        for k in np.argsort(-ev.cam_mean(), kind="stable"):
+            if k == best or (masks[k] & masks[best]).any():
+                continue
+            if bound[k] <= limit or float(self._score(entry, [k])[0]) <= limit:
+                return int(k)
+        return None
+

@@ -1,0 +1,156 @@
+"""Region selection pieces: eval_mode, best_region, scorers, fitting, robustness summaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from camseg.modes import eval_mode
+from camseg.regions import (
+    FEATURES, LinearScore, Proposal, RegionEvidence, Regions, SimilarityScore, best_region, fit_linear_score,
+)
+from camseg.robustness import by_bins, failure_causes, mean_sd, seed_table
+
+
+def test_eval_mode_restores_each_modules_own_flag_even_on_error():
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Dropout())
+    net.train()
+    net[1].eval()  # frozen statistics, deliberately
+    with pytest.raises(RuntimeError):
+        with eval_mode(net):
+            assert not any(m.training for m in net.modules())
+            raise RuntimeError("boom")
+    assert [m.training for m in net.modules()] == [True, True, False, True]
+    with pytest.raises(ValueError, match="nn.Module"):
+        with eval_mode("model"):
+            pass
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_best_region_equals_exhaustive_argmax(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 30))
+    exact = rng.random(k)
+    bounds = exact + rng.random(k) * rng.integers(0, 2)  # valid upper bounds, some tight
+    tie = rng.random(k)
+    calls = []
+
+    def score(idx):
+        calls.extend(idx.tolist())
+        return exact[idx]
+
+    best, scores = best_region(bounds, score, tie)
+    assert best == int(np.lexsort((tie, exact))[-1])
+    assert len(set(calls)) == len(calls)  # never scored twice
+    assert np.allclose(scores[~np.isnan(scores)], exact[~np.isnan(scores)])
+
+
+def test_best_region_rejects_empty():
+    with pytest.raises(ValueError, match="non-empty"):
+        best_region(np.zeros(0), lambda idx: idx)
+
+
+def _evidence():
+    masks = np.zeros((3, 8, 10), bool)
+    masks[0, 1:4, 1:4] = True  # holds the CAM peak
+    masks[1, 5:8, 6:10] = True
+    masks[2, :, :] = True
+    masks[2, 1:4, 1:4] = False
+    cam = np.zeros((8, 10), np.float32)
+    cam[2, 2] = 1.0
+    cam[1:4, 1:4] += 0.5
+    return RegionEvidence(Regions(masks, np.array([4, 1, 2])), np.clip(cam, 0, 1), 0)
+
+
+def test_cam_features_known_answers():
+    ev = _evidence()
+    f = ev.features(names=("peak_inside", "area", "border", "agreement"))
+    assert f["peak_inside"].tolist() == [1.0, 0.0, 0.0]  # region 2 lies 2 px from the peak: beyond dilation 1
+    assert f["area"].tolist() == pytest.approx([9 / 80, 12 / 80, 71 / 80])
+    assert f["border"][0] == 0.0 and f["border"][2] == 1.0
+    assert f["agreement"].tolist() == pytest.approx(list(1 - np.exp(-np.array([4, 1, 2]) / 4)))
+    with pytest.raises(ValueError, match="unknown features"):
+        ev.features(names=("colour",))
+    with pytest.raises(ValueError, match="needs the classifier"):
+        ev.features(names=("keep",))
+
+
+def test_linear_score_bound_bounds_the_score(tiny_model):
+    rng = np.random.default_rng(0)
+    image = torch.randn(3, 8, 10)
+    ev = _evidence()
+    ev = RegionEvidence(ev.regions, ev.cam, 0, tiny_model, image)
+    for _ in range(10):
+        w = tuple((f, float(rng.normal())) for f in ("cam_support", "similarity", "keep", "deletion", "area"))
+        s = LinearScore(w, float(rng.normal()))
+        assert (s.score(ev, np.arange(3)) <= s.bound(ev) + 1e-12).all()
+    s = SimilarityScore()
+    assert (s.score(ev, np.arange(3)) <= s.bound(ev) + 1e-12).all()
+
+
+def test_fit_linear_score_learns_the_separating_feature():
+    rng = np.random.default_rng(0)
+    feats, hits = [], []
+    for _ in range(60):
+        good = rng.random(5) < 0.3
+        feats.append({"cam_support": np.where(good, 0.8, 0.2) + rng.normal(0, 0.05, 5), "area": rng.random(5)})
+        hits.append(good)
+    s = fit_linear_score(feats, hits, ("cam_support", "area"))
+    w = dict(s.weights)
+    assert w["cam_support"] > 2 and abs(w["area"]) < w["cam_support"] / 3
+    with pytest.raises(ValueError, match="both kinds"):
+        fit_linear_score([{"area": np.ones(3)}], [np.ones(3, bool)], ("area",))
+
+
+def test_proposal_points_are_xy_and_on_the_grid():
+    cam = np.zeros((9, 12), np.float32)
+    cam[7, 10] = 1.0  # row 7, col 10: on the stride-3 grid (offset 1)
+    pts = Proposal(threshold=0.5, stride=3).points(cam)
+    assert pts.tolist() == [[10.0, 7.0]]
+
+
+def test_mean_sd_and_bins_and_seed_table():
+    assert mean_sd([1.0]) == (1.0, 0.0)
+    with pytest.raises(ValueError):
+        mean_sd([])
+    with pytest.raises(ValueError, match="increasing"):
+        by_bins([1], [1], [2, 1])
+    res = {"set": [{"n_images": 4, "classifier_accuracy": a,
+                    "pipelines": {"foreground_background": {"fg_hit_rate": a, "iou": a, "bg_hit_rate": 0.0},
+                                  "oracle": {"iou": 1.0}}} for a in (0.9, 1.0)]}
+    row = seed_table(res)[0]
+    assert row["seeds"] == 2 and row["iou"][0] == pytest.approx(0.95)
+    assert row["iou"][1] == pytest.approx(np.std([0.9, 1.0], ddof=1))
+
+
+def test_failure_causes_label_prompt_ignores_the_classifier():
+    rec = {"label": [0, 1], "predicted": [2, 2], "cam_peak_hit": [1, 0], "fg_hit": {"p": [0, 0]},
+           "iou": {"p": [0.0, 0.0]}}
+    assert failure_causes(rec, "p", explain="top")["classifier"] == 2
+    counts = failure_causes(rec, "p", explain="label")
+    assert counts["region choice"] == 1 and counts["CAM"] == 1 and counts["classifier"] == 0
+
+
+def test_compare_and_collect_on_a_known_image(redness_model):
+    """The red square is what the redness classifier needs: classifier scorers pick it, its
+    regions are labelled hits, and the features come out for every kept region."""
+    from camseg.data import normalize
+    from camseg.prompts import PromptContext
+    from camseg.regionfit import collect_features, compare_scorers
+    from camseg.regions import DeletionScore, KeepScore
+    from camseg.segmenters import get_segmenter
+    from conftest import red_and_blue_image
+
+    image, red = red_and_blue_image()
+    cam = np.zeros((1, 48, 64), np.float32)
+    cam[0, 5:45, 4:58] = 1.0
+    ctx = PromptContext(image[None], normalize(image[None]), cam, np.zeros(1, np.int64), classifier=redness_model,
+                        segmenter=get_segmenter("regiongrow"))
+    hits = compare_scorers([ctx], red[None], [KeepScore(), DeletionScore()])
+    assert hits == {"keep": 1.0, "deletion": 1.0}
+    feats, labels = collect_features([ctx], red[None], top=4)
+    assert len(feats) == 1 and set(feats[0]) == set(FEATURES) and labels[0].any()
+    k = int(np.argmax(labels[0]))
+    assert feats[0]["keep"][k] == max(feats[0]["keep"])
