@@ -148,7 +148,8 @@ class Settings:
         seeds: classifier seeds (``seed``, ``seed + 1``, ...) evaluated on the
             standard split and the shift suite (``$CAMSEG_SEEDS``, default 3).
         suite_size: images per shift-suite set (``$CAMSEG_SUITE_SIZE``,
-            default :data:`camseg.suite.SUITE_SIZE`); 0 skips the seeds and the suite.
+            default :data:`camseg.suite.SUITE_SIZE`, or 0 for a quick run with
+            ``$CAMSEG_SIZES`` and no ``$CAMSEG_SEEDS``); 0 skips the seeds and the suite.
     """
 
     seed: int = 0
@@ -181,7 +182,9 @@ class Settings:
 
         try:
             seeds = int(env.get("CAMSEG_SEEDS") or len(DEFAULT_SEEDS))
-            suite_size = int(env.get("CAMSEG_SUITE_SIZE") or SUITE_SIZE)
+            # a quick run ($CAMSEG_SIZES: tests, a Colab smoke run) skips the suite unless asked for it
+            quick = bool(env.get("CAMSEG_SIZES")) and not env.get("CAMSEG_SEEDS")
+            suite_size = int(env.get("CAMSEG_SUITE_SIZE") or (0 if quick else SUITE_SIZE))
         except ValueError:
             raise ValueError("$CAMSEG_SEEDS and $CAMSEG_SUITE_SIZE must be integers") from None
         return cls(seed=int(seed), arch=arch or env.get("CAMSEG_ARCH") or DEFAULT_ARCH,
