@@ -159,7 +159,7 @@ class Settings:
     sizes: tuple[tuple[str, int], ...] = ()
     epochs: int | None = None
     seeds: int = 3
-    suite_size: int = 200
+    suite_size: int = 100
 
     @classmethod
     def from_env(cls, seed: int = 0, arch: str | None = None, segmenter: str | None = None,

@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classifier seeds trained and evaluated on the standard split and the shift suite "
                         "(default $CAMSEG_SEEDS or 3)")
     m.add_argument("--suite-size", type=int, default=None,
-                   help="images per shift-suite set (default $CAMSEG_SUITE_SIZE or 200; 0 skips seeds and suite)")
+                   help="images per shift-suite set (default $CAMSEG_SUITE_SIZE or 100; 0 skips seeds and suite)")
     m.set_defaults(func=_cmd_build)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     _add_debug(sub)

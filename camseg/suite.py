@@ -31,7 +31,7 @@ __all__ = ["DEFAULT_SEEDS", "SUITE_SIZE", "SuiteResults", "checkpoint_path", "ex
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
 """Classifier seeds of the main build."""
 
-SUITE_SIZE = 200
+SUITE_SIZE = 100
 """Images per shift-suite set in the main build."""
 
 
