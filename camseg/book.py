@@ -99,6 +99,16 @@ class Book:
         """The device the results were computed on (``"cpu"`` or ``"cuda"``)."""
         return str(self.results.get("device", "cpu"))
 
+    @property
+    def suite(self):
+        """The seeds' evaluations on the standard split and the shift suite
+        (:class:`camseg.suite.SuiteResults`); empty when the build had none
+        (``camseg build --suite-size 0``)."""
+        from camseg.suite import SuiteResults
+
+        suite = self.results.get("suite")
+        return suite if suite is not None else SuiteResults(sets={}, seeds=(), checkpoints={})
+
     def shared_segmenter(self):
         """The segmenter that made the results, one instance per process
         (:func:`camseg.artifacts.shared_segmenter`: one SAM model and embedding cache)."""

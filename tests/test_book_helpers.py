@@ -116,3 +116,14 @@ def test_backend_sentence_says_why_in_plain_words(res, name, expected):
     b = book.Book(dict(res, segmenter=choice.name, segmenter_reason=choice.reason))
     sentence = b.backend_sentence()
     assert expected in sentence and "http" not in sentence and "/" not in sentence.replace("`", "")
+
+
+def test_a_build_without_the_shift_suite_still_makes_the_robustness_chapter():
+    from camseg import robustness, viz
+
+    s = book.Book({"segmenter": "regiongrow", "suite": None}).suite
+    assert s.sets == {} and s.seeds == ()
+    assert len(robustness.headline_frame(s.sets)) == 0
+    assert len(robustness.per_seed_frame(s.sets.get("standard", []), s.seeds)) == 0
+    fig = viz.by_condition(robustness.condition_frames(s.sets), "regiongrow")
+    assert "no shift suite" in " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
