@@ -30,6 +30,7 @@ Colab smoke run) ``$CAMSEG_SIZES`` (``"train=40,val=10,test=10"``),
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -65,8 +66,9 @@ REPORT_EXAMPLE = 3
 """Test image shown in the PDF report's Grad-CAM figure."""
 
 ENV_VARS = ("CAMSEG_WORKDIR", "CAMSEG_SEGMENTER", "CAMSEG_DEVICE", "CAMSEG_SIZES", "CAMSEG_EPOCHS", "CAMSEG_ARCH",
-            "CAMSEG_SEEDS", "CAMSEG_SUITE_SIZE")
-"""Environment variables :class:`Settings` reads (``camseg build`` sets the first three for the chapters)."""
+            "CAMSEG_SEEDS", "CAMSEG_SUITE_SIZE", "CAMSEG_SEGMENTER_REASON")
+"""Environment variables :class:`Settings` reads (``camseg build`` sets the first three for the chapters,
+and ``CAMSEG_SEGMENTER_REASON``: why its ``auto`` chose that backend)."""
 
 
 def default_workdir() -> Path:
@@ -638,6 +640,22 @@ def shared_segmenter(name: str, device: str = "cpu") -> object:
     return _SEGMENTERS[key]
 
 
+def resolve_backend(name: str | None):
+    """:func:`camseg.segmenters.choose_backend`, keeping the reason ``camseg build`` resolved.
+
+    ``camseg build`` resolves ``auto`` once and runs the chapters with
+    ``$CAMSEG_SEGMENTER`` (the backend) and ``$CAMSEG_SEGMENTER_REASON`` (why); a
+    chapter asking for that backend reports the build's reason, not "asked for".
+    """
+    from camseg.segmenters import choose_backend
+
+    choice = choose_backend(name)
+    inherited = os.environ.get("CAMSEG_SEGMENTER_REASON")
+    if inherited and choice.name == os.environ.get("CAMSEG_SEGMENTER"):
+        choice = dataclasses.replace(choice, reason=inherited)
+    return choice
+
+
 def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str | None = None,
                     segmenter: str | None = None, device: str | None = None, predictions: bool = True,
                     log: Callable[[str], None] | None = None, stages: StageLog | None = None) -> Artifacts:
@@ -665,12 +683,11 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
     """
     from camseg.data import ShapesDataset, build_dataset, read_manifest
     from camseg.devices import device_name
-    from camseg.segmenters import choose_backend
 
     settings = Settings.from_env(seed, arch, segmenter, device)
     work = Path(workdir) if workdir is not None else default_workdir()
     dev = device_name(settings.device)
-    choice = choose_backend(settings.segmenter)
+    choice = resolve_backend(settings.segmenter)
     memo_key = (str(work.resolve()), settings, choice.name, dev, predictions)
     if memo_key in _MEMO:
         return _MEMO[memo_key]

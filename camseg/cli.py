@@ -178,7 +178,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         print("[2/3] book: jupyter-book build -W -n --keep-going (chapters reuse the artefacts)")
         # The chapters' results() call reads these, so they use what this build used.
         env = dict(os.environ, CAMSEG_WORKDIR=str(Path(res.workdir).resolve()), CAMSEG_SEGMENTER=res.backend.name,
-                   CAMSEG_DEVICE=res.device)
+                   CAMSEG_SEGMENTER_REASON=res.backend.reason, CAMSEG_DEVICE=res.device)
         with stages.stage("book") as row:
             done = subprocess.run([exe, "build", "-W", "-n", "--keep-going", str(root)], env=env)
             row["note"] = str(root / "_build" / "html" / "index.html")

@@ -165,7 +165,7 @@ def per_seed_frame(per_seed: Sequence[Mapping], seeds: Sequence[int], pipeline: 
     return pd.DataFrame({f"seed {s}": {"accuracy": r["classifier_accuracy"],
                                        "fg hit": r["pipelines"][pipeline]["fg_hit_rate"],
                                        "IoU": r["pipelines"][pipeline]["iou"]}
-                         for s, r in zip(seeds, per_seed, strict=True)}).T
+                         for s, r in zip(seeds, per_seed, strict=True)}).T.round(3)
 
 
 def _pooled(sets: Mapping[str, Sequence[Mapping]], names: Sequence[str], key: str, pipeline: str) -> tuple:
@@ -191,13 +191,13 @@ def condition_frames(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "for
         bi, bh = by_bins(values, iou, edges), by_bins(values, hit, edges)
         out[label] = pd.DataFrame({"images": [b["n"] for b in bi], "IoU": [b["mean"] for b in bi],
                                    "fg hit": [b["mean"] for b in bh]},
-                                  index=[f"{b['low']:g}–{b['high']:g}" for b in bi])
+                                  index=[f"{b['low']:g}–{b['high']:g}" for b in bi]).round(3)
     rows = {}
     for name, quality in JPEG_SETS.items():
         if sets.get(name):
             rows[quality] = {"IoU": mean_sd([r["pipelines"][pipeline]["iou"] for r in sets[name]])[0],
                              "fg hit": mean_sd([r["pipelines"][pipeline]["fg_hit_rate"] for r in sets[name]])[0]}
-    out["JPEG quality"] = pd.DataFrame(rows).T
+    out["JPEG quality"] = pd.DataFrame(rows).T.round(3)
     return out
 
 
@@ -208,7 +208,7 @@ def strategies_frame(sets: Mapping[str, Sequence[Mapping]],
 
     return pd.DataFrame({name: {s: mean_sd([r["strategies"][s]["fg_hit_rate"] for r in per_seed])[0]
                                 for s in strategies if s in per_seed[0]["strategies"]}
-                         for name, per_seed in sets.items() if per_seed}).T
+                         for name, per_seed in sets.items() if per_seed}).T.round(3)
 
 
 def failures_frame(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreground_background"):

@@ -14,7 +14,8 @@ def _no_sam_download(monkeypatch):
     (it falls back at once); tests that serve a checkpoint set their own URL. The book's env vars
     are cleared so that a developer's settings do not leak into tests."""
     monkeypatch.setenv("CAMSEG_SAM_BASE_URL", "http://127.0.0.1:9/")
-    for var in ("CAMSEG_SEGMENTER", "CAMSEG_DEVICE", "CAMSEG_SIZES", "CAMSEG_EPOCHS", "CAMSEG_ARCH"):
+    for var in ("CAMSEG_SEGMENTER", "CAMSEG_SEGMENTER_REASON", "CAMSEG_DEVICE", "CAMSEG_SIZES", "CAMSEG_EPOCHS",
+                "CAMSEG_ARCH", "CAMSEG_SEEDS", "CAMSEG_SUITE_SIZE"):
         monkeypatch.delenv(var, raising=False)
 
 

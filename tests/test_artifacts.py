@@ -161,3 +161,14 @@ def test_auto_offline_falls_back_within_seconds(monkeypatch, tmp_path):
     assert time.perf_counter() - t0 < 10.0
     assert choice.name == "regiongrow" and choice.is_fallback
     assert "cannot be reached" in choice.reason and "10.255.255.1" in choice.reason
+
+
+def test_chapters_inherit_why_the_build_chose_its_backend(monkeypatch):
+    """`camseg build` resolves `auto` once and hands the chapters the backend and its reason."""
+    from camseg.artifacts import resolve_backend
+
+    monkeypatch.setenv("CAMSEG_SEGMENTER", "regiongrow")
+    assert resolve_backend(None).reason == "asked for regiongrow"  # alone, the name reads as a request
+    monkeypatch.setenv("CAMSEG_SEGMENTER_REASON", "SAM weights were not found (test)")
+    assert resolve_backend(None).reason == "SAM weights were not found (test)"
+    assert resolve_backend("floodfill").reason == "asked for floodfill"  # another backend keeps its own
