@@ -375,7 +375,30 @@ class CamSupportScore:
 
 
 @dataclass(frozen=True)
-class SimilarityScore:
+class _ClassifierTimesCam:
+    """A classifier term in [0, 1] x CAM support ** ``cam_weight`` x agreement.
+
+    The CAM factors bound the score (the classifier term is at most 1), so a
+    subclass only says which classifier term it multiplies: :meth:`term`.
+    """
+
+    cam_weight: float = 0.5
+    cam_dilation: int = 2
+    seed_scale: float = 4.0
+
+    def bound(self, ev: RegionEvidence) -> np.ndarray:
+        return ev.cam_support(self.cam_dilation) ** self.cam_weight * ev.agreement(self.seed_scale)
+
+    def term(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def score(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, np.int64)
+        return self.term(ev, idx) * self.bound(ev)[idx]
+
+
+@dataclass(frozen=True)
+class SimilarityScore(_ClassifierTimesCam):
     """The published default: similarity x CAM support ** ``cam_weight`` x agreement.
 
     A region that *is* what the classifier saw in the whole image looks the same
@@ -383,51 +406,30 @@ class SimilarityScore:
     the CAM points at; agreement trusts regions many candidate points lead to.
     """
 
-    cam_weight: float = 0.5
-    cam_dilation: int = 2
-    seed_scale: float = 4.0
     name: str = "similarity"
 
-    def bound(self, ev: RegionEvidence) -> np.ndarray:
-        return ev.cam_support(self.cam_dilation) ** self.cam_weight * ev.agreement(self.seed_scale)
-
-    def score(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
-        idx = np.asarray(idx, np.int64)
-        return ev.similarity(idx) * self.bound(ev)[idx]
+    def term(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
+        return ev.similarity(idx)
 
 
 @dataclass(frozen=True)
-class KeepScore:
+class KeepScore(_ClassifierTimesCam):
     """Probability of the target with the region alone x CAM support ** ``cam_weight`` x agreement."""
 
-    cam_weight: float = 0.5
-    cam_dilation: int = 2
-    seed_scale: float = 4.0
     name: str = "keep"
 
-    def bound(self, ev: RegionEvidence) -> np.ndarray:
-        return ev.cam_support(self.cam_dilation) ** self.cam_weight * ev.agreement(self.seed_scale)
-
-    def score(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
-        idx = np.asarray(idx, np.int64)
-        return ev.keep(idx) * self.bound(ev)[idx]
+    def term(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
+        return ev.keep(idx)
 
 
 @dataclass(frozen=True)
-class DeletionScore:
+class DeletionScore(_ClassifierTimesCam):
     """Drop of the target's probability when the region is removed x CAM support ** ``cam_weight`` x agreement."""
 
-    cam_weight: float = 0.5
-    cam_dilation: int = 2
-    seed_scale: float = 4.0
     name: str = "deletion"
 
-    def bound(self, ev: RegionEvidence) -> np.ndarray:
-        return ev.cam_support(self.cam_dilation) ** self.cam_weight * ev.agreement(self.seed_scale)
-
-    def score(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
-        idx = np.asarray(idx, np.int64)
-        return ev.deletion(idx) * self.bound(ev)[idx]
+    def term(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
+        return ev.deletion(idx)
 
 
 @dataclass(frozen=True)
