@@ -551,7 +551,8 @@ def _evaluations(data: Path, ckpt: Path, key: ArtifactKey, eval_dir: Path, want_
     return {"degraded" if d else "clean": res for d, res in out.items()}
 
 
-def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_size: int = 50) -> dict:
+def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_size: int = 50,
+              val: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Grad-CAM vs Grad-CAM++ and the choice of target layer, measured on a split.
 
     For each method and each layer of :data:`CAM_STUDY_LAYERS` (and the mean of
@@ -559,23 +560,27 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
     of its mass inside the ground-truth mask and by the pointing game (its
     maximum inside the mask). The default configuration (Grad-CAM, the
     architecture's default layer) is also turned into masks by thresholds
-    alone, the CAM-only baseline, scored by mean IoU. Runs on the model's device.
+    alone, the CAM-only baseline, scored by mean IoU at every threshold of
+    :data:`CAM_THRESHOLDS`, on these images and on ``val`` (where the
+    threshold is chosen: :func:`camseg.tables.baseline_threshold`). Runs on the
+    model's device.
 
     Args:
         model: the classifier, in eval mode.
         arch: its architecture name (picks the layers).
         images: uint8 (N, H, W, 3); masks: bool (N, H, W).
+        val: ``(images, masks)`` of the validation split, or None.
 
     Returns:
         JSON-able ``{"rows": [{"method", "layers", "default", "mass_inside",
         "pointing_game"}], "cam_only_iou": {threshold: mean IoU}, "cam_slic_iou":
-        {threshold: mean IoU of the SLIC-refined CAM}, "n_images"}``.
+        {threshold: mean IoU of the SLIC-refined CAM}, "cam_only_iou_val",
+        "cam_slic_iou_val" (the same on ``val``; absent without it), "n_images"}``.
     """
-    from camseg.analysis import cam_mass_inside, pointing_game, slic_masks, slic_superpixels, threshold_masks
+    from camseg.analysis import cam_mass_inside, pointing_game
     from camseg.cam import GradCAM, GradCAMPlusPlus
     from camseg.classifier import ARCHITECTURES
     from camseg.data import normalize
-    from camseg.metrics import iou_per_image
 
     names = CAM_STUDY_LAYERS.get(arch) or ARCHITECTURES[arch].target_layers
     layers = [model.get_submodule(n) for n in names]
@@ -604,13 +609,26 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
                          "mass_inside": float(cam_mass_inside(cams, masks).mean()),
                          "pointing_game": float(pointing_game(cams, masks).mean())})
             if rows[-1]["default"]:
-                cam_only = {f"{t:.1f}": float(iou_per_image(threshold_masks(cams, t), masks).mean())
-                            for t in CAM_THRESHOLDS}
-                superpixels = slic_superpixels(images)
-                cam_slic = {f"{t:.1f}": float(iou_per_image(slic_masks(None, cams, t, superpixels=superpixels),
-                                                            masks).mean())
-                            for t in CAM_THRESHOLDS}
-    return {"rows": rows, "cam_only_iou": cam_only, "cam_slic_iou": cam_slic, "n_images": int(len(images))}
+                cam_only, cam_slic = _threshold_curves(images, cams, masks)
+    out = {"rows": rows, "cam_only_iou": cam_only, "cam_slic_iou": cam_slic, "n_images": int(len(images))}
+    if val is not None:
+        cam = GradCAM(model, [model.get_submodule(n) for n in default])
+        cams = np.concatenate([cam(normalize(val[0][s:s + batch_size])) for s in range(0, len(val[0]), batch_size)])
+        out["cam_only_iou_val"], out["cam_slic_iou_val"] = _threshold_curves(val[0], cams, val[1])
+        out["n_images_val"] = int(len(val[0]))
+    return out
+
+
+def _threshold_curves(images: np.ndarray, cams: np.ndarray, masks: np.ndarray) -> tuple[dict, dict]:
+    """Mean IoU of the CAM alone and of the SLIC-snapped CAM at each of :data:`CAM_THRESHOLDS`."""
+    from camseg.analysis import slic_masks, slic_superpixels, threshold_masks
+    from camseg.metrics import iou_per_image
+
+    cam_only = {f"{t:.1f}": float(iou_per_image(threshold_masks(cams, t), masks).mean()) for t in CAM_THRESHOLDS}
+    superpixels = slic_superpixels(images)
+    cam_slic = {f"{t:.1f}": float(iou_per_image(slic_masks(None, cams, t, superpixels=superpixels), masks).mean())
+                for t in CAM_THRESHOLDS}
+    return cam_only, cam_slic
 
 
 def gradcam_example(model, arch: str, image: np.ndarray, mask: np.ndarray, label: int) -> GradcamExample:
@@ -725,9 +743,11 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
     with stage("CAM study"):
         study = _read_json(study_path)
         stamp = {**key.as_json(), "backend": None}  # the study does not depend on the segmenter
-        if not (study and study.get("artifact_key") == stamp and "cam_slic_iou" in study):
+        if not (study and study.get("artifact_key") == stamp and "cam_slic_iou_val" in study):
             note("measuring Grad-CAM and Grad-CAM++ per target layer on the test split")
-            study = {**cam_study(model, settings.arch, images, masks), "checkpoint": ckpt.name,
+            val_images, _, val_masks = ShapesDataset(data, "val").arrays(progress=False)
+            study = {**cam_study(model, settings.arch, images, masks, val=(val_images, val_masks)),
+                     "checkpoint": ckpt.name,
                      "arch": settings.arch, "device": dev, "artifact_key": stamp}
             _atomic_bytes(study_path, (json.dumps(study, indent=2) + "\n").encode())
     suite = None

@@ -343,7 +343,7 @@ def glue_values(res) -> dict[str, object]:
     Keys start with the chapter's prefix: ``intro_``, ``data_``, ``cam_``, ``pr_``,
     ``seg_``, ``d_``; ``backend`` is shared.
     """
-    from camseg.tables import best_threshold
+    from camseg.tables import baseline_threshold
 
     res = _as_dict(res)
     evals = _field(res, "eval")
@@ -352,8 +352,8 @@ def glue_values(res) -> dict[str, object]:
     pc, pdg = clean["pipelines"], degr["pipelines"]
     sc, sdg = clean["strategies"], degr["strategies"]
     study = _field(res, "cam_study") or {}
-    cam_only_t, cam_only = best_threshold(study["cam_only_iou"]) if study.get("cam_only_iou") else (None, None)
-    slic_t, slic = best_threshold(study["cam_slic_iou"]) if study.get("cam_slic_iou") else (None, None)
+    cam_only_t, cam_only, _ = baseline_threshold(study, "cam_only") if study.get("cam_only_iou") else (None,) * 3
+    slic_t, slic, _ = baseline_threshold(study, "cam_slic") if study.get("cam_slic_iou") else (None,) * 3
     rows = study.get("rows", [])
     default = next((r for r in rows if r.get("default")), None)
     pp = next((r for r in rows if default and r["method"] == "Grad-CAM++" and r["layers"] == default["layers"]), None)

@@ -21,7 +21,7 @@ from torch import nn
 
 from camseg.modes import eval_mode
 from camseg.prompts import PromptContext, deepest_point
-from camseg.regions import FEATURES, MaskScoring, RegionScorer
+from camseg.regions import FEATURES, MaskScoring, RegionScorer, shortlist
 
 __all__ = ["collect_features", "compare_scorers", "main", "validation_contexts"]
 
@@ -71,12 +71,13 @@ def compare_scorers(contexts: Sequence[PromptContext], masks: np.ndarray, scorer
 
 
 def collect_features(contexts: Sequence[PromptContext], masks: np.ndarray, base: MaskScoring | None = None,
-                     top: int = 12) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray]]:
+                     top: int = 12, names: Sequence[str] = FEATURES
+                     ) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray]]:
     """Evidence features and labels of each image's ``top`` candidate regions.
 
-    Regions are ranked by the cheap bound of the default scorer (CAM support x
-    agreement) and the first ``top`` kept, so fitting costs at most ``2 * top``
-    classifier runs per image.
+    Regions are ranked by CAM support x agreement (:func:`camseg.regions.shortlist`,
+    the same cheap ranking ``MaskScoring(shortlist=top)`` uses) and the first
+    ``top`` kept, so fitting costs at most ``3 * top`` classifier runs per image.
 
     Returns:
         ``(features, hits)``: per image ``{feature: (k,)}`` and bool (k,), True
@@ -91,19 +92,27 @@ def collect_features(contexts: Sequence[PromptContext], masks: np.ndarray, base:
             gt = masks[offset + i]
             if not len(ev):
                 continue
-            order = np.argsort(-base.scorer.bound(ev), kind="stable")[:top]
+            order = shortlist(ev, top)
             with eval_mode(ctx.classifier):
-                features.append(ev.features(order, FEATURES))
+                features.append(ev.features(order, names))
             pts = np.stack([deepest_point(ev.regions.masks[k], ctx.cams[i]) for k in order])
             hits.append(_fg_hits(np.repeat(gt[None], len(order), 0), pts))
         offset += ctx.batch
     return features, hits
 
 
+FITTED_FEATURES: tuple[str, ...] = tuple(f for f in FEATURES if f != "deletion")
+"""What :func:`main` fits the default scorer on (``deletion`` costs a classifier run per region and
+measured worst of all, so it is left out)."""
+
+CAM_FEATURES: tuple[str, ...] = ("cam_support", "cam_mass", "peak_inside", "agreement", "area", "border")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m camseg.regionfit --data DIR --checkpoint CKPT [--n 300] [--json OUT]``:
-    compare the region scorers and fit :class:`~camseg.regions.LinearScore` on the wide
-    validation set of the dataset at DIR (CIFAR-10 train photos of its val split)."""
+    """``python -m camseg.regionfit --data DIR --checkpoint CKPT [--n 800] [--top 12] [--json OUT]``:
+    fit :class:`~camseg.regions.LinearScore` on the first half of the wide validation set of the
+    dataset at DIR (CIFAR-10 train photos of its val split) and compare every scorer's foreground
+    hit on both halves; the second half is data the fit never saw."""
     import argparse
     import json
     import time
@@ -112,14 +121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from camseg.cifar import resolve_cifar10
     from camseg.data import SPLITS, read_manifest
     from camseg.profiles import WIDE, validation_set
-    from camseg.regions import CamSupportScore, DeletionScore, KeepScore, SimilarityScore, fit_linear_score
+    from camseg.regions import (CamSupportScore, KeepScore, LinearScore, RemovalScore, SimilarityScore,
+                                fit_linear_score)
     from camseg.segmenters import get_segmenter
 
     parser = argparse.ArgumentParser(prog="python -m camseg.regionfit", description=main.__doc__)
     parser.add_argument("--data", required=True)
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--segmenter", default="regiongrow")
-    parser.add_argument("--n", type=int, default=300, help="validation images (half fit, half compare)")
+    parser.add_argument("--n", type=int, default=800, help="validation images (half fit, half compare)")
+    parser.add_argument("--top", type=int, default=12, help="regions per image that compete (shortlist)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
@@ -130,19 +141,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     model, meta = load_checkpoint(args.checkpoint)
     seg = get_segmenter(args.segmenter)
     half = len(images) // 2
-    fit_ctx = validation_contexts(model, default_target_layers(model, meta["arch"]), images[:half], seg)
-    cmp_ctx = validation_contexts(model, default_target_layers(model, meta["arch"]), images[half:], seg)
-    feats, hits = collect_features(fit_ctx, masks[:half])
-    fitted = {}
-    for name, names in (("linear_cam", ("cam_support", "cam_mass", "peak_inside", "agreement", "area", "border")),
-                        ("linear_all", FEATURES)):
+    layers = default_target_layers(model, meta["arch"])
+    fit_ctx = validation_contexts(model, layers, images[:half], seg)
+    cmp_ctx = validation_contexts(model, layers, images[half:], seg)
+    base = MaskScoring(shortlist=args.top)
+    feats, hits = collect_features(fit_ctx, masks[:half], base, args.top, FITTED_FEATURES)
+    fitted: dict[str, LinearScore] = {}
+    for name, names in (("linear_cam", CAM_FEATURES), ("fitted", FITTED_FEATURES)):
         sub = [{k: f[k] for k in names} for f in feats]
-        fitted[name] = fit_linear_score(sub, hits, names)
-        fitted[name] = type(fitted[name])(fitted[name].weights, fitted[name].bias, name=name)
-    scorers = [SimilarityScore(), KeepScore(), DeletionScore(), CamSupportScore(), *fitted.values()]
-    on_fit = compare_scorers(fit_ctx, masks[:half], scorers)
-    on_cmp = compare_scorers(cmp_ctx, masks[half:], scorers)
-    out = {"checkpoint": str(args.checkpoint), "n_fit": half, "n_compare": len(images) - half,
+        score = fit_linear_score(sub, hits, names)
+        fitted[name] = LinearScore(score.weights, score.bias, name=name)
+    scorers = [SimilarityScore(), KeepScore(), RemovalScore(), CamSupportScore(), *fitted.values()]
+    on_fit = compare_scorers(fit_ctx, masks[:half], scorers, base)
+    on_cmp = compare_scorers(cmp_ctx, masks[half:], scorers, base)
+    out = {"checkpoint": str(args.checkpoint), "n_fit": half, "n_compare": len(images) - half, "top": args.top,
            "fg_hit_fit_half": on_fit, "fg_hit_compare_half": on_cmp,
            "fitted": {k: {"weights": dict(v.weights), "bias": v.bias} for k, v in fitted.items()},
            "seconds": time.perf_counter() - t0}

@@ -52,7 +52,8 @@ from camseg.prompts import PromptContext, Prompts, background_points, deepest_po
 
 __all__ = [
     "FEATURES", "CamSupportScore", "DeletionScore", "KeepScore", "LinearScore", "MaskScoring", "Proposal",
-    "RegionEvidence", "RegionScorer", "Regions", "SimilarityScore", "best_region", "fit_linear_score",
+    "RegionEvidence", "RegionScorer", "Regions", "RemovalScore", "SimilarityScore", "best_region",
+    "fit_linear_score", "shortlist",
 ]
 
 
@@ -146,10 +147,10 @@ class Proposal:
 
 
 FEATURES: tuple[str, ...] = ("cam_support", "cam_mass", "peak_inside", "agreement", "area", "border",
-                             "similarity", "keep", "deletion")
+                             "solidity", "uniformity", "contrast", "similarity", "keep", "deletion", "removal")
 """Evidence features of a region, all in [0, 1] (see :meth:`RegionEvidence.features`)."""
 
-CLASSIFIER_FEATURES: frozenset[str] = frozenset({"similarity", "keep", "deletion"})
+CLASSIFIER_FEATURES: frozenset[str] = frozenset({"similarity", "keep", "deletion", "removal"})
 """Features that need classifier runs (the rest are cheap)."""
 
 
@@ -171,11 +172,19 @@ class RegionEvidence:
         normalized: float (3, H, W), the image as the classifier sees it.
         whole: (probabilities (C,), features (D,)) of the whole image, if already known.
         batch_size: regions per classifier batch.
+        image: uint8 (H, W, 3) RGB, the image itself (needed by ``uniformity``,
+            ``contrast`` and ``removal``).
     """
 
     def __init__(self, regions: Regions, cam: np.ndarray, target: int, classifier: nn.Module | None = None,
                  normalized: torch.Tensor | None = None, whole: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 batch_size: int = 128) -> None:
+                 batch_size: int = 128, image: np.ndarray | None = None) -> None:
+        if image is not None:
+            image = np.asarray(image)
+            if image.dtype != np.uint8 or image.shape != (*np.shape(cam), 3):
+                raise ValueError(f"image must be uint8 (H, W, 3) matching the CAM's {np.shape(cam)}, got "
+                                 f"{image.dtype} {image.shape}")
+        self.image = image
         self.regions, self.cam, self.target = regions, np.asarray(cam, np.float32), int(target)
         self.classifier, self.batch_size = classifier, batch_size
         self.device = model_device(classifier) if classifier is not None else torch.device("cpu")
@@ -184,6 +193,7 @@ class RegionEvidence:
         self._cache: dict[str, np.ndarray] = {}
         self._alone = np.full((len(regions), 2), np.nan)  # keep, similarity
         self._deleted = np.full(len(regions), np.nan)
+        self._removed = np.full(len(regions), np.nan)
         self.classifier_images = 0
         """Images run through the classifier so far (regions alone and deleted)."""
 
@@ -240,6 +250,44 @@ class RegionEvidence:
             return edge.mean(1) if len(m) else np.zeros(0)
         return self._cached("border", make)
 
+    def solidity(self) -> np.ndarray:
+        """Area over the area of the convex hull of each region, (K,): 1 for a convex region,
+        low for a ragged leak into the background."""
+        def make():
+            out = []
+            for m in self.regions.masks:
+                contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+                hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours))) if contours else 0.0
+                out.append(min(float(m.sum()) / max(hull, 1.0), 1.0))
+            return out
+        return self._cached("solidity", make)
+
+    def _need_image(self) -> np.ndarray:
+        if self.image is None:
+            raise ValueError("this feature needs the image (RegionEvidence(..., image=uint8 (H, W, 3)))")
+        return self.image
+
+    def uniformity(self) -> np.ndarray:
+        """``1 - s / 64`` (clipped to [0, 1]), s = the colour's standard deviation inside each
+        region (mean over RGB, 0..255 scale), (K,): 1 for a flat colour."""
+        def make():
+            img = self._need_image().astype(np.float32)
+            return [float(np.clip(1.0 - img[m].std(0).mean() / 64.0, 0.0, 1.0)) for m in self.regions.masks]
+        return self._cached("uniformity", make)
+
+    def contrast(self, ring: int = 2) -> np.ndarray:
+        """Distance between the mean colour inside each region and in a ``ring``-pixel band
+        around it, over 255 (clipped to [0, 1]), (K,)."""
+        def make():
+            img = self._need_image().astype(np.float32)
+            out = []
+            for m, grown in zip(self.regions.masks, _dilate(self.regions.masks, ring), strict=True):
+                band = grown & ~m
+                out.append(float(np.clip(np.linalg.norm(img[m].mean(0) - img[band].mean(0)) / 255.0, 0.0, 1.0))
+                           if band.any() else 0.0)
+            return out
+        return self._cached(f"contrast{ring}", make)
+
     # classifier-based ------------------------------------------------------
 
     def whole(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -295,17 +343,45 @@ class RegionEvidence:
             self._deleted[todo] = np.clip(before - probs[:, self.target].float().cpu().numpy(), 0.0, 1.0)
         return self._deleted[idx]
 
+    def removal(self, idx: np.ndarray, radius: int = 3) -> np.ndarray:
+        """How much the target's probability drops when the region (grown by one pixel) is
+        painted over from its surroundings (``cv2.inpaint``, Telea, ``radius`` px), clipped to
+        [0, 1], for the regions ``idx``.
+
+        Unlike :meth:`deletion`, which fills the region with one colour and so leaves its
+        silhouette (a shape the classifier may still recognise), inpainting takes the
+        object away.
+        """
+        from camseg.data import normalize
+
+        idx = np.asarray(idx, np.int64)
+        todo = [int(k) for k in idx if np.isnan(self._removed[k])]
+        if todo:
+            self._need_classifier()
+            image = self._need_image()
+            kernel = np.ones((3, 3), np.uint8)
+            painted = np.stack([cv2.inpaint(image, cv2.dilate(self.regions.masks[k].astype(np.uint8), kernel),
+                                            radius, cv2.INPAINT_TELEA) for k in todo])
+            probs, _ = classifier_outputs(self.classifier, normalize(painted).to(self.device), self.batch_size)
+            self.classifier_images += len(todo)
+            before = float(self.whole()[0][self.target])
+            self._removed[todo] = np.clip(before - probs[:, self.target].float().cpu().numpy(), 0.0, 1.0)
+        return self._removed[idx]
+
     def features(self, idx: np.ndarray | None = None, names: Sequence[str] = FEATURES) -> dict[str, np.ndarray]:
         """Named features (each (k,), in [0, 1]) of the regions ``idx`` (default: all).
 
         ``cam_support``, ``cam_mass`` (dilation 2), ``peak_inside`` (dilation 1),
-        ``agreement`` (seed_scale 4), ``area``, ``border``, ``similarity``,
-        ``keep``, ``deletion``.
+        ``agreement`` (seed_scale 4), ``area``, ``border``, ``solidity``,
+        ``uniformity``, ``contrast`` (ring 2), ``similarity``, ``keep``,
+        ``deletion``, ``removal``.
         """
         idx = np.arange(len(self)) if idx is None else np.asarray(idx, np.int64)
         makers = {"cam_support": lambda: self.cam_support()[idx], "cam_mass": lambda: self.cam_mass()[idx],
                   "peak_inside": lambda: self.peak_inside()[idx], "agreement": lambda: self.agreement()[idx],
                   "area": lambda: self.area()[idx], "border": lambda: self.border()[idx],
+                  "solidity": lambda: self.solidity()[idx], "uniformity": lambda: self.uniformity()[idx],
+                  "contrast": lambda: self.contrast()[idx], "removal": lambda: self.removal(idx),
                   "similarity": lambda: self.similarity(idx), "keep": lambda: self.keep(idx),
                   "deletion": lambda: self.deletion(idx)}
         unknown = [n for n in names if n not in makers]
@@ -433,6 +509,17 @@ class DeletionScore(_ClassifierTimesCam):
 
 
 @dataclass(frozen=True)
+class RemovalScore(_ClassifierTimesCam):
+    """Drop of the target's probability when the region is inpainted away x CAM support ** ``cam_weight``
+    x agreement (:meth:`RegionEvidence.removal`)."""
+
+    name: str = "removal"
+
+    def term(self, ev: RegionEvidence, idx: np.ndarray) -> np.ndarray:
+        return ev.removal(idx)
+
+
+@dataclass(frozen=True)
 class LinearScore:
     """A logistic combination of evidence features: ``sigmoid(bias + sum w_f * f)``.
 
@@ -498,6 +585,14 @@ def fit_linear_score(features: Sequence[Mapping[str, np.ndarray]], hits: Sequenc
 # 4. The search
 
 
+def shortlist(ev: RegionEvidence, k: int) -> np.ndarray:
+    """The ``k`` regions (indices, int64) with the highest CAM support x agreement, best first;
+    all regions when ``k <= 0``. Cheap: no classifier run."""
+    prior = ev.cam_support() * ev.agreement()
+    order = np.argsort(-prior, kind="stable")
+    return order if k <= 0 else order[:k]
+
+
 def best_region(bounds: np.ndarray, score: Callable[[np.ndarray], np.ndarray], tiebreak: np.ndarray | None = None,
                 chunk: int = 4) -> tuple[int, np.ndarray]:
     """The region with the highest score, scoring as few regions as the bounds allow.
@@ -554,6 +649,10 @@ class MaskScoring:
     score is at most ``distractor_max_score`` and ``distractor_ratio`` times
     the winner's), then low-CAM pixels (< ``low``) far from the winner.
 
+    ``shortlist`` > 0 lets only that many regions compete, those with the
+    highest CAM support x agreement (:func:`shortlist`), which bounds the
+    classifier runs per image; 0: all of them.
+
     Needs ``ctx.classifier`` and ``ctx.segmenter``. The classifier runs in
     eval mode (each module's own mode is restored afterwards) on its own
     device. Regions and scores are cached in ``ctx.extras``, so strategies
@@ -570,6 +669,7 @@ class MaskScoring:
     distractor_max_score: float = 0.2
     distractor_ratio: float = 0.25
     scorer: RegionScorer = field(default_factory=SimilarityScore)
+    shortlist: int = 0
     batch_size: int = 128
     name: str = "mask_scoring"
 
@@ -600,7 +700,8 @@ class MaskScoring:
         if i not in cache:
             whole = self._whole(ctx)
             cache[i] = RegionEvidence(self._regions(ctx, i), ctx.cams[i], int(ctx.targets[i]), ctx.classifier,
-                                      ctx.normalized[i], (whole[0][i], whole[1][i]), self.batch_size)
+                                      ctx.normalized[i], (whole[0][i], whole[1][i]), self.batch_size,
+                                      image=np.asarray(ctx.images[i]))
         return cache[i]
 
     def _whole(self, ctx: PromptContext) -> tuple[torch.Tensor, torch.Tensor]:
@@ -612,12 +713,17 @@ class MaskScoring:
 
     def _scores(self, ctx: PromptContext, i: int) -> dict:
         """The scorer's bounds and (lazily filled) scores for image ``i``, cached per scorer."""
-        key = ("scores", self.proposal, repr(self.scorer), getattr(ctx.segmenter, "name", id(ctx.segmenter)))
+        key = ("scores", self.proposal, repr(self.scorer), self.shortlist,
+               getattr(ctx.segmenter, "name", id(ctx.segmenter)))
         cache = ctx.extras.setdefault(key, {})
         if i not in cache:
             ev = self.evidence(ctx, i)
-            cache[i] = {"ev": ev, "bound": np.asarray(self.scorer.bound(ev), np.float64) if len(ev) else np.zeros(0),
-                        "scores": np.full(len(ev), np.nan)}
+            bound = np.asarray(self.scorer.bound(ev), np.float64) if len(ev) else np.zeros(0)
+            if self.shortlist > 0 and len(ev) > self.shortlist:
+                keep = np.zeros(len(ev), bool)
+                keep[shortlist(ev, self.shortlist)] = True
+                bound = np.where(keep, bound, -np.inf)
+            cache[i] = {"ev": ev, "bound": bound, "scores": np.full(len(ev), np.nan)}
         return cache[i]
 
     def _score(self, entry: dict, idx: np.ndarray) -> np.ndarray:

@@ -143,13 +143,14 @@ def report_html(res: Mapping) -> str:
                         f"{fmt(default_row['pointing_game'], 'percent')} of the images.")
     baseline = ""
     if study.get("cam_only_iou"):
-        t, v = _tables.best_threshold(study["cam_only_iou"])
-        baseline = (f" Thresholding the CAM alone, without a segmenter, reaches a mean IoU of {fmt(v)} at its "
-                    f"best threshold ({t:.1f})")
+        t, v, on = _tables.baseline_threshold(study, "cam_only")
+        baseline = (f" Thresholding the CAM alone, without a segmenter, reaches a mean IoU of {fmt(v)} at the "
+                    f"threshold best on the {'validation' if on == 'val' else 'test'} split ({t:.1f})")
         if study.get("cam_slic_iou"):
-            ts, vs = _tables.best_threshold(study["cam_slic_iou"])
+            ts, vs, _ = _tables.baseline_threshold(study, "cam_slic")
             baseline += f", and {fmt(vs)} when snapped to SLIC superpixels ({ts:.1f})"
-        baseline += "; both thresholds were chosen on the test split, so these baselines are optimistic."
+        baseline += ("." if on == "val" else "; both thresholds were chosen on the test split, so these baselines "
+                     "are optimistic.")
     hist = _iou_histogram_png(res)
     fb_deg = degr.get("foreground_background", {}).get("iou")
     or_deg = degr.get("oracle", {}).get("iou")

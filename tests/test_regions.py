@@ -151,3 +151,61 @@ def test_compare_and_collect_on_a_known_image(redness_model):
     assert len(feats) == 1 and set(feats[0]) == set(FEATURES) and labels[0].any()
     k = int(np.argmax(labels[0]))
     assert feats[0]["keep"][k] == max(feats[0]["keep"])
+
+
+def test_shape_features_known_answers():
+    masks = np.zeros((2, 40, 40), bool)
+    masks[0, 2:12, 2:12] = True  # a filled square: convex
+    masks[1, 15:36, 15:36] = True
+    masks[1, 20:31, 20:31] = False  # a 21 x 21 frame around an 11 x 11 hole
+    image = np.zeros((40, 40, 3), np.uint8)
+    image[2:12, 2:12] = (255, 0, 0)  # a flat red square on black
+    rng = np.random.default_rng(0)
+    image[masks[1]] = rng.integers(0, 256, (int(masks[1].sum()), 3))  # a noisy frame
+    ev = RegionEvidence(Regions(masks, np.ones(2, np.int64)), np.zeros((40, 40), np.float32), 0, image=image)
+    f = ev.features(names=("solidity", "uniformity", "contrast"))
+    # contours run through pixel centres: the frame's hull is 20 x 20 = 400 px for 320 px of region
+    assert f["solidity"].tolist() == pytest.approx([1.0, 320 / 400])
+    assert f["uniformity"][0] == 1.0 and f["uniformity"][1] == pytest.approx(0.0, abs=1e-9)  # std ~74 > 64
+    assert f["contrast"][0] == pytest.approx(1.0)  # pure red against black: distance 255
+    with pytest.raises(ValueError, match="needs the image"):
+        RegionEvidence(ev.regions, ev.cam, 0).features(names=("uniformity",))
+    with pytest.raises(ValueError, match="uint8 \\(H, W, 3\\)"):
+        RegionEvidence(ev.regions, ev.cam, 0, image=image[:10])
+
+
+class _RedDetector(nn.Module):
+    """Logit of class 0 = 40 x (mean red of the normalised input + 2.118) - 4 (black: -4, so p = 0.005),
+    the other four 0: a classifier that sees red, known by construction."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(3, 5)
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.bias.zero_()
+            self.head.weight[0, 0] = 40.0
+            self.head.bias[0] = 40.0 * 0.485 / 0.229 - 4.0
+
+    def forward(self, x):
+        return self.head(self.pool(x).flatten(1))
+
+
+def test_removal_takes_the_object_away_where_deletion_leaves_its_silhouette():
+    from camseg.data import normalize
+
+    image = np.zeros((24, 32, 3), np.uint8)
+    image[8:16, 10:18] = (255, 0, 0)
+    masks = np.zeros((2, 24, 32), bool)
+    masks[0, 8:16, 10:18] = True  # the red square
+    masks[1, 0:6, 0:6] = True  # black background
+    model = _RedDetector().eval()
+    ev = RegionEvidence(Regions(masks, np.ones(2, np.int64)), np.zeros((24, 32), np.float32), 0, model,
+                        normalize(image[None])[0], image=image)
+    removal = ev.removal(np.arange(2))
+    assert removal[0] > 0.5 and removal[1] == pytest.approx(0.0, abs=1e-6)
+    assert 0.0 <= removal.min() and removal.max() <= 1.0
+    assert ev.classifier_images == 2
+    ev.removal(np.arange(2))  # cached: no more classifier runs
+    assert ev.classifier_images == 2

@@ -96,3 +96,15 @@ def test_cli_table_uses_the_helper():
     text = format_table(_result())
     assert "CAM foreground + background points" in text and "CAM maximum" in text
     assert "0.990" in text and "fg dist (px) ↓" in text
+
+
+def test_baseline_threshold_is_chosen_on_val_and_reported_on_test():
+    study = {"cam_only_iou": {"0.3": 0.40, "0.5": 0.45}, "cam_only_iou_val": {"0.3": 0.52, "0.5": 0.47},
+             "cam_slic_iou": {"0.3": 0.50, "0.5": 0.55}, "cam_slic_iou_val": {"0.3": 0.4, "0.5": 0.6}}
+    assert tables.baseline_threshold(study, "cam_only") == (0.3, 0.40, "val")  # not the test split's best (0.5)
+    t = tables.iou_table({"clean": _result()}, study)
+    assert t.rows[-2] == ("CAM alone, threshold 0.3", "0.400")
+    assert t.rows[-1] == ("CAM + SLIC superpixels, threshold 0.5", "0.550")
+    assert "validation split" in t.note and "optimistic" not in t.note
+    with pytest.raises(ValueError, match="not measured on test"):
+        tables.baseline_threshold({"cam_only_iou": {"0.5": 0.4}, "cam_only_iou_val": {"0.2": 0.5}})
