@@ -31,6 +31,7 @@ Colab smoke run) ``$CAMSEG_SIZES`` (``"train=40,val=10,test=10"``),
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -86,13 +87,29 @@ def default_workdir() -> Path:
 
 
 def camseg_version() -> str:
-    """The installed camseg version (``"unknown"`` when camseg is not installed, only on the path)."""
+    """camseg's version and a digest of its source: ``"0.1.0+src.<12 hex>"``.
+
+    The version alone (``"unknown"`` when camseg is not installed, only on the
+    path) would let an evaluation cached by older code pass for current: any
+    change to a ``camseg/*.py`` file changes the digest, so evaluations keyed
+    by it are made again (trained checkpoints are keyed otherwise and kept).
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("camseg")
+        release = version("camseg")
     except PackageNotFoundError:
-        return "unknown"
+        release = "unknown"
+    return f"{release}+src.{_source_digest()}"
+
+
+@functools.cache
+def _source_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.relative_to(Path(__file__).parent).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -38,8 +38,14 @@ PIPELINES = ("center", "foreground", "foreground_background", "oracle")
 
 
 def _strategies() -> dict[str, Callable]:
+    from camseg.regions import MaskScoring, SimilarityScore
+
     return {"center": CenterPoint(), "cam_argmax": CamArgmax(with_background=True),
-            "cam_centroid": CamCentroid(), "cam_interior": CamInterior(n_background=2)}
+            "cam_centroid": CamCentroid(), "cam_interior": CamInterior(n_background=2),
+            # the published region score, beside the default's (the before/after of region selection);
+            # it shares the candidate regions and their evidence with the CAM pipelines
+            "mask_scoring_similarity": MaskScoring(n_background=2, scorer=SimilarityScore(),
+                                                   name="mask_scoring_similarity")}
 
 
 def evaluate(

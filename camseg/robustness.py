@@ -106,7 +106,9 @@ def seed_table(results: Mapping[str, Sequence[Mapping]], pipeline: str = "foregr
 
     Returns:
         One row per set: ``{"set", "n_images", "seeds", "accuracy": (mean, sd), "fg_hit": ...,
-        "iou": ..., "oracle_iou": ..., "bg_in_shape": ...}``.
+        "iou": ..., "oracle_iou": ..., "bg_in_shape": ...}``, and where every seed's result has
+        it, ``"fg_hit_published"`` and ``"iou_published"``: the same with the published
+        region score (strategy ``mask_scoring_similarity``), the "before" of region selection.
     """
     rows = []
     for name, per_seed in results.items():
@@ -121,6 +123,10 @@ def seed_table(results: Mapping[str, Sequence[Mapping]], pipeline: str = "foregr
             "oracle_iou": mean_sd([r["pipelines"]["oracle"]["iou"] for r in per_seed]),
             "bg_in_shape": mean_sd([m["bg_hit_rate"] if m["bg_hit_rate"] is not None else 0.0 for m in p]),
         })
+        published = [r.get("strategies", {}).get("mask_scoring_similarity") for r in per_seed]
+        if all(published):
+            rows[-1]["fg_hit_published"] = mean_sd([m["fg_hit_rate"] for m in published])
+            rows[-1]["iou_published"] = mean_sd([m["iou"] for m in published])
     return rows
 
 
@@ -146,10 +152,12 @@ def headline_frame(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreg
     import pandas as pd
 
     rows = seed_table(sets, pipeline)
+    before = {r["set"]: _fmt(r["fg_hit_published"]) for r in rows if "fg_hit_published" in r}
     return pd.DataFrame({
         "images": {r["set"]: r["n_images"] for r in rows},
         "seeds": {r["set"]: r["seeds"] for r in rows},
         "accuracy ↑": {r["set"]: _fmt(r["accuracy"]) for r in rows},
+        **({"fg hit, published score": before} if before else {}),
         "fg hit ↑": {r["set"]: _fmt(r["fg_hit"]) for r in rows},
         "IoU ↑": {r["set"]: _fmt(r["iou"]) for r in rows},
         "oracle IoU": {r["set"]: _fmt(r["oracle_iou"]) for r in rows},
@@ -202,7 +210,8 @@ def condition_frames(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "for
 
 
 def strategies_frame(sets: Mapping[str, Sequence[Mapping]],
-                     strategies: Sequence[str] = ("cam_argmax", "cam_centroid", "cam_interior", "mask_scoring")):
+                     strategies: Sequence[str] = ("cam_argmax", "cam_centroid", "cam_interior",
+                                                  "mask_scoring_similarity", "mask_scoring")):
     """fg hit (mean over seeds) of the published point strategies and camseg's on the same CAMs, per set."""
     import pandas as pd
 

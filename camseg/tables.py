@@ -47,6 +47,7 @@ STRATEGY_LABELS: dict[str, str] = {
     "cam_interior": "deepest point of the CAM region",
     "mask_scoring_fg": "mask scoring, foreground only",
     "mask_scoring": "mask scoring, foreground + background",
+    "mask_scoring_similarity": "mask scoring with the published similarity score",
 }
 """Plain names of the prompt strategies scored on their points alone, in table order."""
 

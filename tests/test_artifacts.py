@@ -172,3 +172,11 @@ def test_chapters_inherit_why_the_build_chose_its_backend(monkeypatch):
     monkeypatch.setenv("CAMSEG_SEGMENTER_REASON", "SAM weights were not found (test)")
     assert resolve_backend(None).reason == "SAM weights were not found (test)"
     assert resolve_backend("floodfill").reason == "asked for floodfill"  # another backend keeps its own
+
+
+def test_camseg_version_carries_a_digest_of_the_source():
+    import re
+
+    from camseg.artifacts import camseg_version
+
+    assert re.fullmatch(r".+\+src\.[0-9a-f]{12}", camseg_version())

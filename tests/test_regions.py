@@ -209,3 +209,21 @@ def test_removal_takes_the_object_away_where_deletion_leaves_its_silhouette():
     assert ev.classifier_images == 2
     ev.removal(np.arange(2))  # cached: no more classifier runs
     assert ev.classifier_images == 2
+
+
+def test_the_default_score_is_the_recorded_fit():
+    import json
+    from pathlib import Path
+
+    from camseg.regionfit import FITTED_FEATURES
+    from camseg.regions import FITTED_SCORE, MaskScoring
+
+    fit = json.loads((Path(__file__).parents[1] / "results" / "regionfit-seed0.json").read_text())
+    recorded = fit["fitted"]["fitted"]
+    assert [f for f, _ in FITTED_SCORE.weights] == list(FITTED_FEATURES) == list(recorded["weights"])
+    assert dict(FITTED_SCORE.weights) == pytest.approx(recorded["weights"], abs=5e-5)
+    assert FITTED_SCORE.bias == pytest.approx(recorded["bias"], abs=5e-5)
+    # it was kept because it beat the published score on the half of the validation set it was not fitted on
+    held_out = fit["fg_hit_compare_half"]
+    assert held_out["fitted"] > held_out["similarity"]
+    assert MaskScoring().scorer == FITTED_SCORE and MaskScoring().shortlist == fit["top"]
