@@ -91,8 +91,11 @@ def camseg_version() -> str:
 
     The version alone (``"unknown"`` when camseg is not installed, only on the
     path) would let an evaluation cached by older code pass for current: any
-    change to a ``camseg/*.py`` file changes the digest, so evaluations keyed
-    by it are made again (trained checkpoints are keyed otherwise and kept).
+    change to a ``camseg/*.py`` file that can change a computed number changes
+    the digest, so evaluations keyed by it are made again (trained checkpoints
+    are keyed otherwise and kept). Modules that only present results
+    (:data:`PRESENTATION_MODULES`) are left out, so editing a table or a
+    chapter's helper does not cost a re-evaluation.
     """
     from importlib.metadata import PackageNotFoundError, version
 
@@ -103,10 +106,18 @@ def camseg_version() -> str:
     return f"{release}+src.{_source_digest()}"
 
 
+PRESENTATION_MODULES: frozenset[str] = frozenset({
+    "__main__.py", "book.py", "cli.py", "failures.py", "notebook.py", "report.py", "robustness.py", "stages.py",
+    "tables.py", "viz.py"})
+"""camseg modules that format, plot or log results and compute none of them."""
+
+
 @functools.cache
 def _source_digest() -> str:
     digest = hashlib.sha256()
     for path in sorted(Path(__file__).parent.rglob("*.py")):
+        if path.name in PRESENTATION_MODULES and path.parent == Path(__file__).parent:
+            continue
         digest.update(path.relative_to(Path(__file__).parent).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

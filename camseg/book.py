@@ -382,7 +382,7 @@ def glue_values(res) -> dict[str, object]:
     v["loss_oracle"] = v["iou_oracle"] - v["iou_oracle_deg"]
     v.update(comparison_sentences(v))
     v["bg_hit_fb"] = float(pc["foreground_background"]["bg_hit_rate"] or 0.0)
-    for name in ("center", "cam_argmax", "cam_centroid", "cam_interior", "mask_scoring"):
+    for name in ("center", "cam_argmax", "cam_centroid", "cam_interior", "mask_scoring", "mask_scoring_similarity"):
         if name in sc:
             v[f"pr_{name}"] = float(sc[name]["fg_hit_rate"])
             v[f"pr_{name}_deg"] = float(sdg[name]["fg_hit_rate"])

@@ -180,3 +180,14 @@ def test_camseg_version_carries_a_digest_of_the_source():
     from camseg.artifacts import camseg_version
 
     assert re.fullmatch(r".+\+src\.[0-9a-f]{12}", camseg_version())
+
+
+def test_presentation_modules_left_out_of_the_digest_exist():
+    from pathlib import Path
+
+    import camseg
+    from camseg.artifacts import PRESENTATION_MODULES
+
+    here = Path(camseg.__file__).parent
+    assert all((here / name).is_file() for name in PRESENTATION_MODULES)
+    assert not {"evaluate.py", "regions.py", "prompts.py", "cam.py", "artifacts.py"} & PRESENTATION_MODULES
