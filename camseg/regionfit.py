@@ -132,7 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=800, help="validation images (half fit, half compare)")
     parser.add_argument("--top", type=int, default=12, help="regions per image that compete (shortlist)")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--shortlists", default=None,
+                        help="e.g. 12,24,0: instead of fitting, compare the published and the default score "
+                             "with each shortlist size on the held-out half and on the first N/2 images of the "
+                             "dataset's own val split")
     args = parser.parse_args(argv)
+    if args.shortlists:
+        return _compare_shortlists(args, [int(k) for k in args.shortlists.split(",")])
     t0 = time.perf_counter()
     manifest = read_manifest(args.data) or {}
     images, labels, masks = validation_set(resolve_cifar10(), WIDE, int(manifest.get("seed", 0)),
@@ -158,6 +164,39 @@ def main(argv: Sequence[str] | None = None) -> int:
            "fg_hit_fit_half": on_fit, "fg_hit_compare_half": on_cmp,
            "fitted": {k: {"weights": dict(v.weights), "bias": v.bias} for k, v in fitted.items()},
            "seconds": time.perf_counter() - t0}
+    print(json.dumps(out, indent=2))
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+def _compare_shortlists(args, sizes: Sequence[int]) -> int:
+    import json
+
+    from camseg.classifier import default_target_layers, load_checkpoint
+    from camseg.cifar import resolve_cifar10
+    from camseg.data import SPLITS, ShapesDataset, read_manifest
+    from camseg.profiles import WIDE, validation_set
+    from camseg.regions import FITTED_SCORE, SimilarityScore
+    from camseg.segmenters import get_segmenter
+
+    manifest = read_manifest(args.data) or {}
+    wide, _, wide_masks = validation_set(resolve_cifar10(), WIDE, int(manifest.get("seed", 0)),
+                                         manifest.get("sizes", SPLITS))
+    half = args.n // 2
+    std, _, std_masks = ShapesDataset(args.data, "val").arrays(progress=False)
+    sets = {"wide val, held-out half": (wide[half:args.n], wide_masks[half:args.n]),
+            "standard val": (std[:half], std_masks[:half])}
+    model, meta = load_checkpoint(args.checkpoint)
+    layers = default_target_layers(model, meta["arch"])
+    seg = get_segmenter(args.segmenter)
+    out = {}
+    for name, (images, masks) in sets.items():
+        contexts = validation_contexts(model, layers, images, seg)
+        out[name] = {str(k): compare_scorers(contexts, masks, [SimilarityScore(), FITTED_SCORE],
+                                             MaskScoring(shortlist=k)) for k in sizes}
     print(json.dumps(out, indent=2))
     if args.json:
         from pathlib import Path

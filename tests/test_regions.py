@@ -226,4 +226,4 @@ def test_the_default_score_is_the_recorded_fit():
     # it was kept because it beat the published score on the half of the validation set it was not fitted on
     held_out = fit["fg_hit_compare_half"]
     assert held_out["fitted"] > held_out["similarity"]
-    assert MaskScoring().scorer == FITTED_SCORE and MaskScoring().shortlist == fit["top"]
+    assert MaskScoring().scorer == FITTED_SCORE and MaskScoring().shortlist >= fit["top"]
