@@ -120,6 +120,13 @@ def test_mean_sd_and_bins_and_seed_table():
     row = seed_table(res)[0]
     assert row["seeds"] == 2 and row["iou"][0] == pytest.approx(0.95)
     assert row["iou"][1] == pytest.approx(np.std([0.9, 1.0], ddof=1))
+    assert "fg_hit_published" not in row  # no seed scored the published region score
+    for r, before in zip(res["set"], (0.8, 0.7), strict=True):
+        r["strategies"] = {"mask_scoring_similarity": {"fg_hit_rate": before, "iou": before}}
+    row = seed_table(res)[0]
+    assert row["fg_hit_published"][0] == pytest.approx(0.75) and row["iou_published"][0] == pytest.approx(0.75)
+    del res["set"][1]["strategies"]
+    assert "fg_hit_published" not in seed_table(res)[0]  # only where every seed has it
 
 
 def test_failure_causes_label_prompt_ignores_the_classifier():
