@@ -139,6 +139,55 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def artefacts_fingerprint(workdir) -> str:
+    """SHA-256 over camseg's version (with its source digest) and every evaluation JSON under
+    ``workdir/eval``: it changes whenever the numbers the chapters show can change."""
+    import hashlib
+    from pathlib import Path
+
+    from camseg.artifacts import camseg_version
+
+    digest = hashlib.sha256(camseg_version().encode())
+    eval_dir = Path(workdir) / "eval"
+    for path in sorted(eval_dir.rglob("*.json")):
+        digest.update(path.relative_to(eval_dir).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def forget_stale_chapters(build_dir, fingerprint: str) -> bool:
+    """Drop jupyter-book's executed-notebook cache under ``build_dir`` when the artefacts changed.
+
+    jupyter-book re-runs a chapter only when its code changes; after new
+    evaluations an unchanged chapter would show the old numbers. The
+    fingerprint of the artefacts the cache was made with is kept in
+    ``build_dir/artefacts.sha256`` (written by :func:`remember_chapters`).
+
+    Returns:
+        True when the cache was dropped (or there was none to trust).
+    """
+    import shutil
+    from pathlib import Path
+
+    build_dir = Path(build_dir)
+    stamp = build_dir / "artefacts.sha256"
+    if stamp.is_file() and stamp.read_text().strip() == fingerprint:
+        return False
+    for name in (".jupyter_cache", "jupyter_execute"):
+        shutil.rmtree(build_dir / name, ignore_errors=True)
+    stamp.unlink(missing_ok=True)
+    return True
+
+
+def remember_chapters(build_dir, fingerprint: str) -> None:
+    """Record that the chapters under ``build_dir`` were executed with these artefacts."""
+    from pathlib import Path
+
+    from camseg.paths import atomic_path
+
+    with atomic_path(Path(build_dir) / "artefacts.sha256") as tmp:
+        tmp.write_text(fingerprint + "\n")
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     """The main job: artefacts (cached), the Jupyter Book and the PDF report.
 
@@ -179,9 +228,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
         # The chapters' results() call reads these, so they use what this build used.
         env = dict(os.environ, CAMSEG_WORKDIR=str(Path(res.workdir).resolve()), CAMSEG_SEGMENTER=res.backend.name,
                    CAMSEG_SEGMENTER_REASON=res.backend.reason, CAMSEG_DEVICE=res.device)
+        fingerprint = artefacts_fingerprint(res.workdir)
+        if forget_stale_chapters(root / "_build", fingerprint):
+            print("      the artefacts changed since the chapters were last executed: every chapter runs again")
         with stages.stage("book") as row:
             done = subprocess.run([exe, "build", "-W", "-n", "--keep-going", str(root)], env=env)
             row["note"] = str(root / "_build" / "html" / "index.html")
+        if done.returncode == 0:
+            remember_chapters(root / "_build", fingerprint)
         if done.returncode != 0:
             print(f"camseg: error: the book build failed (exit {done.returncode}); see the log above",
                   file=sys.stderr)

@@ -44,3 +44,24 @@ def test_every_computing_command_takes_a_device():
                  ["segment", "i.png", "--out", "m.png"], ["build"], ["report"]):
         assert parser.parse_args([*argv, "--device", "cpu"]).device == "cpu"
         assert parser.parse_args(argv).device == "auto"
+
+
+def test_the_chapter_cache_is_dropped_when_the_artefacts_change(tmp_path):
+    from camseg.cli import artefacts_fingerprint, forget_stale_chapters, remember_chapters
+
+    work, build = tmp_path / "artifacts", tmp_path / "_build"
+    (work / "eval" / "seeds").mkdir(parents=True)
+    (work / "eval" / "test-clean.json").write_text('{"iou": 0.9}')
+    (build / ".jupyter_cache").mkdir(parents=True)
+    (build / "jupyter_execute").mkdir()
+    first = artefacts_fingerprint(work)
+    assert forget_stale_chapters(build, first)  # nothing says what the cache was made with: drop it
+    assert not (build / ".jupyter_cache").exists() and not (build / "jupyter_execute").exists()
+    (build / ".jupyter_cache").mkdir()
+    remember_chapters(build, first)
+    assert not forget_stale_chapters(build, artefacts_fingerprint(work))  # same artefacts: keep
+    assert (build / ".jupyter_cache").is_dir()
+    (work / "eval" / "seeds" / "plain-seed0.json").write_text('{"iou": 0.8}')  # a new evaluation
+    assert artefacts_fingerprint(work) != first
+    assert forget_stale_chapters(build, artefacts_fingerprint(work))
+    assert not (build / ".jupyter_cache").exists() and not (build / "artefacts.sha256").exists()
