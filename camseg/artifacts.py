@@ -91,8 +91,8 @@ def camseg_version() -> str:
 
     The version alone (``"unknown"`` when camseg is not installed, only on the
     path) would let an evaluation cached by older code pass for current: any
-    change to a ``camseg/*.py`` file that can change a computed number changes
-    the digest, so evaluations keyed by it are made again (trained checkpoints
+    change to the code of a ``camseg/*.py`` file that can change a computed
+    number changes the digest (docstrings, comments and layout do not), so evaluations keyed by it are made again (trained checkpoints
     are keyed otherwise and kept). Modules that only present results
     (:data:`PRESENTATION_MODULES`) are left out, so editing a table or a
     chapter's helper does not cost a re-evaluation.
@@ -114,13 +114,32 @@ PRESENTATION_MODULES: frozenset[str] = frozenset({
 
 @functools.cache
 def _source_digest() -> str:
+    import ast
+
     digest = hashlib.sha256()
     for path in sorted(Path(__file__).parent.rglob("*.py")):
         if path.name in PRESENTATION_MODULES and path.parent == Path(__file__).parent:
             continue
         digest.update(path.relative_to(Path(__file__).parent).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
+        digest.update(_code_only(ast.parse(path.read_bytes())).encode())
     return digest.hexdigest()[:12]
+
+
+def _code_only(tree) -> str:
+    """The module's syntax tree without docstrings, comments or layout: editing prose leaves it unchanged."""
+    import ast
+
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+        # attribute docstrings (a string statement after an assignment) are prose too
+        if isinstance(body, list):
+            node.body = [b for k, b in enumerate(node.body) if not (
+                k > 0 and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)
+                and isinstance(b.value.value, str))] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 
 __all__ = [
     "CAUSES", "by_bins", "condition_frames", "failure_causes", "failures_frame", "headline_frame", "mean_sd",
-    "per_seed_frame", "seed_table", "strategies_frame",
+    "per_seed_frame", "seed_table", "sizes_line", "strategies_frame",
 ]
 
 CAUSES: tuple[str, ...] = ("ok", "segmenter", "region choice", "CAM", "classifier")
@@ -144,26 +144,40 @@ JPEG_SETS: dict[str, str] = {"plain": "none", "jpeg95": "95", "jpeg75": "75", "j
 
 
 def _fmt(pair: tuple[float, float], digits: int = 3) -> str:
-    return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
+    # narrow no-break spaces: a table cell never wraps inside "0.977 ± 0.011"
+    return f"{pair[0]:.{digits}f}\u202f±\u202f{pair[1]:.{digits}f}"
 
 
 def headline_frame(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreground_background"):
-    """Mean ± sd over seeds per set, as a DataFrame with one row per set (for the book)."""
+    """Mean ± sd over seeds per set, as a DataFrame with one row per set (for the book).
+
+    The oracle's IoU does not depend on the classifier, so it is shown as one
+    number; images per set and seeds are in :func:`sizes_line`.
+    """
     import pandas as pd
 
     rows = seed_table(sets, pipeline)
     before = {r["set"]: _fmt(r["fg_hit_published"]) for r in rows if "fg_hit_published" in r}
     return pd.DataFrame({
-        "images": {r["set"]: r["n_images"] for r in rows},
-        "seeds": {r["set"]: r["seeds"] for r in rows},
         "accuracy ↑": {r["set"]: _fmt(r["accuracy"]) for r in rows},
         **({"fg hit, published score": before} if before else {}),
         "fg hit ↑": {r["set"]: _fmt(r["fg_hit"]) for r in rows},
         "IoU ↑": {r["set"]: _fmt(r["iou"]) for r in rows},
-        "oracle IoU": {r["set"]: _fmt(r["oracle_iou"]) for r in rows},
+        "oracle IoU": {r["set"]: f"{r['oracle_iou'][0]:.3f}" for r in rows},
         "oracle − IoU ↓": {r["set"]: f"{r['oracle_iou'][0] - r['iou'][0]:.3f}" for r in rows},
-        "bg in shape ↓": {r["set"]: _fmt(r["bg_in_shape"]) for r in rows},
+        "bg in shape ↓": {r["set"]: f"{r['bg_in_shape'][0]:.1%}" for r in rows},
     })
+
+
+def sizes_line(sets: Mapping[str, Sequence[Mapping]]) -> str:
+    """"N seeds; images per set: standard 500, plain 100, ..." for the headline table's caption.
+
+    >>> sizes_line({"standard": [{"n_images": 500}] * 2, "plain": [{"n_images": 100}] * 2})
+    '2 seeds; images per set: standard 500, plain 100.'
+    """
+    seeds = max((len(v) for v in sets.values()), default=0)
+    sizes = ", ".join(f"{name} {int(v[0]['n_images'])}" for name, v in sets.items() if v)
+    return f"{seeds} seeds; images per set: {sizes}."
 
 
 def per_seed_frame(per_seed: Sequence[Mapping], seeds: Sequence[int], pipeline: str = "foreground_background"):
@@ -212,12 +226,20 @@ def condition_frames(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "for
 def strategies_frame(sets: Mapping[str, Sequence[Mapping]],
                      strategies: Sequence[str] = ("cam_argmax", "cam_centroid", "cam_interior",
                                                   "mask_scoring_similarity", "mask_scoring")):
-    """fg hit (mean over seeds) of the published point strategies and camseg's on the same CAMs, per set."""
+    """fg hit (mean over seeds) of the published point strategies and camseg's on the same CAMs, per set
+    (columns: :data:`SHORT_STRATEGY_NAMES`)."""
     import pandas as pd
 
-    return pd.DataFrame({name: {s: mean_sd([r["strategies"][s]["fg_hit_rate"] for r in per_seed])[0]
+    return pd.DataFrame({name: {SHORT_STRATEGY_NAMES.get(s, s): mean_sd([r["strategies"][s]["fg_hit_rate"]
+                                                                         for r in per_seed])[0]
                                 for s in strategies if s in per_seed[0]["strategies"]}
                          for name, per_seed in sets.items() if per_seed}).T.round(3)
+
+
+SHORT_STRATEGY_NAMES: dict[str, str] = {
+    "cam_argmax": "CAM max", "cam_centroid": "CAM centroid", "cam_interior": "CAM interior",
+    "mask_scoring_similarity": "mask scoring, published score", "mask_scoring": "mask scoring (camseg)"}
+"""Column names of :func:`strategies_frame`."""
 
 
 def failures_frame(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreground_background"):

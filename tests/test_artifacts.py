@@ -191,3 +191,15 @@ def test_presentation_modules_left_out_of_the_digest_exist():
     here = Path(camseg.__file__).parent
     assert all((here / name).is_file() for name in PRESENTATION_MODULES)
     assert not {"evaluate.py", "regions.py", "prompts.py", "cam.py", "artifacts.py"} & PRESENTATION_MODULES
+
+
+def test_the_source_digest_ignores_prose_but_not_code():
+    import ast
+
+    from camseg.artifacts import _code_only
+
+    base = 'def f(x):\n    """Doc."""\n    return x + 1\n\nK = 2\n"""K\'s docstring."""\n'
+    prose = 'def f(x):\n    """Other words."""\n    # a comment\n    return x + 1  # more\n\nK = 2\n"""New."""\n'
+    code = 'def f(x):\n    """Doc."""\n    return x + 2\n\nK = 2\n"""K\'s docstring."""\n'
+    digest = [_code_only(ast.parse(t)) for t in (base, prose, code)]
+    assert digest[0] == digest[1] != digest[2]
