@@ -151,8 +151,8 @@ def _fmt(pair: tuple[float, float], digits: int = 3) -> str:
 def headline_frame(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreground_background"):
     """Mean ± sd over seeds per set, as a DataFrame with one row per set (for the book).
 
-    The oracle's IoU does not depend on the classifier, so it is shown as one
-    number; images per set and seeds are in :func:`sizes_line`.
+    The oracle's IoU (it does not depend on the classifier) is left to the
+    gap column, *oracle − IoU*; images per set and seeds are in :func:`sizes_line`.
     """
     import pandas as pd
 
@@ -160,24 +160,29 @@ def headline_frame(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreg
     before = {r["set"]: _fmt(r["fg_hit_published"]) for r in rows if "fg_hit_published" in r}
     return pd.DataFrame({
         "accuracy ↑": {r["set"]: _fmt(r["accuracy"]) for r in rows},
-        **({"fg hit, published score": before} if before else {}),
+        **({"fg hit (published score)": before} if before else {}),
         "fg hit ↑": {r["set"]: _fmt(r["fg_hit"]) for r in rows},
         "IoU ↑": {r["set"]: _fmt(r["iou"]) for r in rows},
-        "oracle IoU": {r["set"]: f"{r['oracle_iou'][0]:.3f}" for r in rows},
         "oracle − IoU ↓": {r["set"]: f"{r['oracle_iou'][0] - r['iou'][0]:.3f}" for r in rows},
         "bg in shape ↓": {r["set"]: f"{r['bg_in_shape'][0]:.1%}" for r in rows},
     })
 
 
 def sizes_line(sets: Mapping[str, Sequence[Mapping]]) -> str:
-    """"N seeds; images per set: standard 500, plain 100, ..." for the headline table's caption.
+    """"N seeds; images: standard 500, the others 100 each." for the headline table.
 
     >>> sizes_line({"standard": [{"n_images": 500}] * 2, "plain": [{"n_images": 100}] * 2})
-    '2 seeds; images per set: standard 500, plain 100.'
+    '2 seeds; images: standard 500, the others 100 each.'
+    >>> sizes_line({"standard": [{"n_images": 500}], "plain": [{"n_images": 90}], "small": [{"n_images": 80}]})
+    '1 seed; images: standard 500, plain 90, small 80.'
     """
-    seeds = max((len(v) for v in sets.values()), default=0)
-    sizes = ", ".join(f"{name} {int(v[0]['n_images'])}" for name, v in sets.items() if v)
-    return f"{seeds} seeds; images per set: {sizes}."
+    n = max((len(v) for v in sets.values()), default=0)
+    seeds = f"{n} seed" + ("" if n == 1 else "s")
+    sizes = {name: int(v[0]["n_images"]) for name, v in sets.items() if v}
+    first, *rest = list(sizes.items()) or [("none", 0)]
+    if rest and len({n for _, n in rest}) == 1:
+        return f"{seeds} seeds; images: {first[0]} {first[1]}, the others {rest[0][1]} each."
+    return f"{seeds} seeds; images: " + ", ".join(f"{k} {n}" for k, n in sizes.items()) + "."
 
 
 def per_seed_frame(per_seed: Sequence[Mapping], seeds: Sequence[int], pipeline: str = "foreground_background"):
