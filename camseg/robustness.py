@@ -181,8 +181,8 @@ def sizes_line(sets: Mapping[str, Sequence[Mapping]]) -> str:
     sizes = {name: int(v[0]["n_images"]) for name, v in sets.items() if v}
     first, *rest = list(sizes.items()) or [("none", 0)]
     if rest and len({n for _, n in rest}) == 1:
-        return f"{seeds} seeds; images: {first[0]} {first[1]}, the others {rest[0][1]} each."
-    return f"{seeds} seeds; images: " + ", ".join(f"{k} {n}" for k, n in sizes.items()) + "."
+        return f"{seeds}; images: {first[0]} {first[1]}, the others {rest[0][1]} each."
+    return f"{seeds}; images: " + ", ".join(f"{k} {n}" for k, n in sizes.items()) + "."
 
 
 def per_seed_frame(per_seed: Sequence[Mapping], seeds: Sequence[int], pipeline: str = "foreground_background"):
