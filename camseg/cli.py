@@ -140,14 +140,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def artefacts_fingerprint(workdir) -> str:
-    """SHA-256 over camseg's version (with its source digest) and every evaluation JSON under
-    ``workdir/eval``: it changes whenever the numbers the chapters show can change."""
+    """SHA-256 over camseg's source (every module, the presentation ones too: they make the
+    chapters' tables and figures) and every evaluation JSON under ``workdir/eval``: it changes
+    whenever what the chapters show can change."""
     import hashlib
     from pathlib import Path
 
-    from camseg.artifacts import camseg_version
+    import camseg
 
-    digest = hashlib.sha256(camseg_version().encode())
+    digest = hashlib.sha256()
+    package = Path(camseg.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     eval_dir = Path(workdir) / "eval"
     for path in sorted(eval_dir.rglob("*.json")):
         digest.update(path.relative_to(eval_dir).as_posix().encode() + b"\0" + path.read_bytes())
