@@ -129,16 +129,13 @@ def _code_only(tree) -> str:
     """The module's syntax tree without docstrings, comments or layout: editing prose leaves it unchanged."""
     import ast
 
+    def prose(stmt) -> bool:  # a docstring, or an attribute's docstring after an assignment
+        return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-        # attribute docstrings (a string statement after an assignment) are prose too
-        if isinstance(body, list):
-            node.body = [b for k, b in enumerate(node.body) if not (
-                k > 0 and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)
-                and isinstance(b.value.value, str))] or [ast.Pass()]
+        if isinstance(body, list) and any(prose(b) for b in body):
+            node.body = [b for b in body if not prose(b)] or [ast.Pass()]
     return ast.dump(tree, include_attributes=False)
 
 

@@ -108,22 +108,44 @@ measured worst of all, so it is left out)."""
 CAM_FEATURES: tuple[str, ...] = ("cam_support", "cam_mass", "peak_inside", "agreement", "area", "border")
 
 
+def _inputs(args) -> tuple[np.ndarray, np.ndarray, nn.Module, list, object]:
+    """The first ``args.n`` images and masks of the wide validation set of the dataset at
+    ``args.data``, the classifier, its default CAM layers and the segmenter."""
+    from camseg.classifier import default_target_layers, load_checkpoint
+    from camseg.cifar import resolve_cifar10
+    from camseg.data import SPLITS, read_manifest
+    from camseg.profiles import WIDE, validation_set
+    from camseg.segmenters import get_segmenter
+
+    manifest = read_manifest(args.data) or {}
+    images, _, masks = validation_set(resolve_cifar10(), WIDE, int(manifest.get("seed", 0)),
+                                      manifest.get("sizes", SPLITS))
+    model, meta = load_checkpoint(args.checkpoint)
+    return (images[:args.n], masks[:args.n], model, default_target_layers(model, meta["arch"]),
+            get_segmenter(args.segmenter))
+
+
+def _report(out: dict, path: str | None) -> int:
+    import json
+
+    print(json.dumps(out, indent=2))
+    if path:
+        from pathlib import Path
+
+        Path(path).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m camseg.regionfit --data DIR --checkpoint CKPT [--n 800] [--top 12] [--json OUT]``:
     fit :class:`~camseg.regions.LinearScore` on the first half of the wide validation set of the
     dataset at DIR (CIFAR-10 train photos of its val split) and compare every scorer's foreground
     hit on both halves; the second half is data the fit never saw."""
     import argparse
-    import json
     import time
 
-    from camseg.classifier import default_target_layers, load_checkpoint
-    from camseg.cifar import resolve_cifar10
-    from camseg.data import SPLITS, read_manifest
-    from camseg.profiles import WIDE, validation_set
     from camseg.regions import (CamSupportScore, KeepScore, LinearScore, RemovalScore, SimilarityScore,
                                 fit_linear_score)
-    from camseg.segmenters import get_segmenter
 
     parser = argparse.ArgumentParser(prog="python -m camseg.regionfit", description=main.__doc__)
     parser.add_argument("--data", required=True)
@@ -140,14 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.shortlists:
         return _compare_shortlists(args, [int(k) for k in args.shortlists.split(",")])
     t0 = time.perf_counter()
-    manifest = read_manifest(args.data) or {}
-    images, labels, masks = validation_set(resolve_cifar10(), WIDE, int(manifest.get("seed", 0)),
-                                           manifest.get("sizes", SPLITS))
-    images, labels, masks = images[:args.n], labels[:args.n], masks[:args.n]
-    model, meta = load_checkpoint(args.checkpoint)
-    seg = get_segmenter(args.segmenter)
+    images, masks, model, layers, seg = _inputs(args)
     half = len(images) // 2
-    layers = default_target_layers(model, meta["arch"])
     fit_ctx = validation_contexts(model, layers, images[:half], seg)
     cmp_ctx = validation_contexts(model, layers, images[half:], seg)
     base = MaskScoring(shortlist=args.top)
@@ -160,49 +176,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     scorers = [SimilarityScore(), KeepScore(), RemovalScore(), CamSupportScore(), *fitted.values()]
     on_fit = compare_scorers(fit_ctx, masks[:half], scorers, base)
     on_cmp = compare_scorers(cmp_ctx, masks[half:], scorers, base)
-    out = {"checkpoint": str(args.checkpoint), "n_fit": half, "n_compare": len(images) - half, "top": args.top,
-           "fg_hit_fit_half": on_fit, "fg_hit_compare_half": on_cmp,
-           "fitted": {k: {"weights": dict(v.weights), "bias": v.bias} for k, v in fitted.items()},
-           "seconds": time.perf_counter() - t0}
-    print(json.dumps(out, indent=2))
-    if args.json:
-        from pathlib import Path
-
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
-    return 0
+    return _report({"checkpoint": str(args.checkpoint), "n_fit": half, "n_compare": len(images) - half,
+                    "top": args.top, "fg_hit_fit_half": on_fit, "fg_hit_compare_half": on_cmp,
+                    "fitted": {k: {"weights": dict(v.weights), "bias": v.bias} for k, v in fitted.items()},
+                    "seconds": time.perf_counter() - t0}, args.json)
 
 
 def _compare_shortlists(args, sizes: Sequence[int]) -> int:
-    import json
-
-    from camseg.classifier import default_target_layers, load_checkpoint
-    from camseg.cifar import resolve_cifar10
-    from camseg.data import SPLITS, ShapesDataset, read_manifest
-    from camseg.profiles import WIDE, validation_set
+    from camseg.data import ShapesDataset
     from camseg.regions import FITTED_SCORE, SimilarityScore
-    from camseg.segmenters import get_segmenter
 
-    manifest = read_manifest(args.data) or {}
-    wide, _, wide_masks = validation_set(resolve_cifar10(), WIDE, int(manifest.get("seed", 0)),
-                                         manifest.get("sizes", SPLITS))
-    half = args.n // 2
+    wide, wide_masks, model, layers, seg = _inputs(args)
+    half = len(wide) // 2
     std, _, std_masks = ShapesDataset(args.data, "val").arrays(progress=False)
-    sets = {"wide val, held-out half": (wide[half:args.n], wide_masks[half:args.n]),
+    sets = {"wide val, held-out half": (wide[half:], wide_masks[half:]),
             "standard val": (std[:half], std_masks[:half])}
-    model, meta = load_checkpoint(args.checkpoint)
-    layers = default_target_layers(model, meta["arch"])
-    seg = get_segmenter(args.segmenter)
     out = {}
     for name, (images, masks) in sets.items():
         contexts = validation_contexts(model, layers, images, seg)
         out[name] = {str(k): compare_scorers(contexts, masks, [SimilarityScore(), FITTED_SCORE],
                                              MaskScoring(shortlist=k)) for k in sizes}
-    print(json.dumps(out, indent=2))
-    if args.json:
-        from pathlib import Path
-
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
-    return 0
+    return _report(out, args.json)
 
 
 if __name__ == "__main__":

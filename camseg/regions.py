@@ -22,8 +22,9 @@ small piece you can change alone::
   :class:`LinearScore`, a logistic combination of evidence features fitted on
   validation data (:func:`fit_linear_score`). The default,
   :data:`FITTED_SCORE`, is one, fitted on the wide validation set; only the
-  ``shortlist`` regions with the most CAM support compete. A scorer gives a cheap upper bound per region
-  (``bound``) and the exact scores of the regions asked for (``score``).
+  ``shortlist`` regions with the most CAM support compete. A scorer gives a
+  cheap upper bound per region (``bound``) and the exact scores of the
+  regions asked for (``score``).
 * :func:`best_region`: a pure branch-and-bound search; regions are scored in
   order of their bound until none left can beat the best, so it picks what
   scoring every region would, with fewer classifier runs.
@@ -40,7 +41,7 @@ device.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
@@ -48,13 +49,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from camseg.data import normalize
 from camseg.devices import model_device
 from camseg.modes import eval_mode
 from camseg.prompts import PromptContext, Prompts, background_points, deepest_point, stack_prompts, strongest_region
 
 __all__ = [
-    "FEATURES", "FITTED_SCORE", "CamSupportScore", "DeletionScore", "KeepScore", "LinearScore", "MaskScoring", "Proposal",
-    "RegionEvidence", "RegionScorer", "Regions", "RemovalScore", "SimilarityScore", "best_region",
+    "FEATURES", "FITTED_SCORE", "CamSupportScore", "DeletionScore", "KeepScore", "LinearScore", "MaskScoring",
+    "Proposal", "RegionEvidence", "RegionScorer", "Regions", "RemovalScore", "SimilarityScore", "best_region",
     "fit_linear_score", "shortlist",
 ]
 
@@ -193,6 +195,7 @@ class RegionEvidence:
         self.normalized = normalized.to(self.device) if normalized is not None else None
         self._whole = whole
         self._cache: dict[str, np.ndarray] = {}
+        self._grown_by: dict[int, np.ndarray] = {}
         self._alone = np.full((len(regions), 2), np.nan)  # keep, similarity
         self._deleted = np.full(len(regions), np.nan)
         self._removed = np.full(len(regions), np.nan)
@@ -203,6 +206,12 @@ class RegionEvidence:
         return len(self.regions)
 
     # cheap, CAM-based -------------------------------------------------------
+
+    def _grown(self, radius: int) -> np.ndarray:
+        """The regions' masks grown by ``radius`` pixels, bool (K, H, W), made once per radius."""
+        if radius not in self._grown_by:
+            self._grown_by[radius] = _dilate(self.regions.masks, radius)
+        return self._grown_by[radius]
 
     def _cached(self, key: str, make: Callable[[], np.ndarray]) -> np.ndarray:
         if key not in self._cache:
@@ -216,7 +225,7 @@ class RegionEvidence:
         hence the margin.
         """
         return self._cached(f"support{dilation}", lambda: [float(self.cam[m].mean())
-                                                           for m in _dilate(self.regions.masks, dilation)])
+                                                           for m in self._grown(dilation)])
 
     def cam_mean(self) -> np.ndarray:
         """Mean CAM inside each region, (K,) (ties between equal scores go to the higher)."""
@@ -226,12 +235,12 @@ class RegionEvidence:
         """Fraction of the CAM's total mass inside each region grown by ``dilation``, (K,)."""
         total = float(self.cam.sum()) or 1.0
         return self._cached(f"mass{dilation}", lambda: [float(self.cam[m].sum()) / total
-                                                        for m in _dilate(self.regions.masks, dilation)])
+                                                        for m in self._grown(dilation)])
 
     def peak_inside(self, dilation: int = 1) -> np.ndarray:
         """1.0 where the region grown by ``dilation`` holds the CAM's maximum, else 0.0, (K,)."""
         y, x = np.unravel_index(int(np.argmax(self.cam)), self.cam.shape)
-        return self._cached(f"peak{dilation}", lambda: _dilate(self.regions.masks, dilation)[:, y, x])
+        return self._cached(f"peak{dilation}", lambda: self._grown(dilation)[:, y, x])
 
     def agreement(self, seed_scale: float = 4.0) -> np.ndarray:
         """``1 - exp(-n / seed_scale)``, n = candidate points that led to the region, (K,); 1 if seed_scale <= 0."""
@@ -283,7 +292,7 @@ class RegionEvidence:
         def make():
             img = self._need_image().astype(np.float32)
             out = []
-            for m, grown in zip(self.regions.masks, _dilate(self.regions.masks, ring), strict=True):
+            for m, grown in zip(self.regions.masks, self._grown(ring), strict=True):
                 band = grown & ~m
                 out.append(float(np.clip(np.linalg.norm(img[m].mean(0) - img[band].mean(0)) / 255.0, 0.0, 1.0))
                            if band.any() else 0.0)
@@ -330,20 +339,27 @@ class RegionEvidence:
         self._fill_alone(idx)
         return self._alone[idx, 1]
 
+    def _drop(self, store: np.ndarray, idx: np.ndarray, inputs: Callable[[list[int]], torch.Tensor]) -> np.ndarray:
+        """The target's probability drop, clipped to [0, 1], for the regions ``idx``: the
+        classifier sees ``inputs(todo)`` (a normalised batch, one image per region not yet in
+        ``store``) once, and the results stay in ``store`` (K,)."""
+        idx = np.asarray(idx, np.int64)
+        todo = [int(k) for k in idx if np.isnan(store[k])]
+        if todo:
+            self._need_classifier()
+            probs, _ = classifier_outputs(self.classifier, inputs(todo), self.batch_size)
+            self.classifier_images += len(todo)
+            before = float(self.whole()[0][self.target])
+            store[todo] = np.clip(before - probs[:, self.target].float().cpu().numpy(), 0.0, 1.0)
+        return store[idx]
+
     def deletion(self, idx: np.ndarray) -> np.ndarray:
         """How much the target's probability drops when the region is removed (set to the
         dataset mean), clipped to [0, 1], for the regions ``idx``."""
-        idx = np.asarray(idx, np.int64)
-        todo = [int(k) for k in idx if np.isnan(self._deleted[k])]
-        if todo:
-            self._need_classifier()
+        def inputs(todo: list[int]) -> torch.Tensor:
             m = torch.from_numpy(self.regions.masks[todo]).to(self.device)[:, None]
-            probs, _ = classifier_outputs(self.classifier, torch.where(m, 0.0, self.normalized[None]),
-                                          self.batch_size)
-            self.classifier_images += len(todo)
-            before = float(self.whole()[0][self.target])
-            self._deleted[todo] = np.clip(before - probs[:, self.target].float().cpu().numpy(), 0.0, 1.0)
-        return self._deleted[idx]
+            return torch.where(m, 0.0, self.normalized[None])
+        return self._drop(self._deleted, idx, inputs)
 
     def removal(self, idx: np.ndarray, radius: int = 3) -> np.ndarray:
         """How much the target's probability drops when the region (grown by one pixel) is
@@ -354,21 +370,12 @@ class RegionEvidence:
         silhouette (a shape the classifier may still recognise), inpainting takes the
         object away.
         """
-        from camseg.data import normalize
-
-        idx = np.asarray(idx, np.int64)
-        todo = [int(k) for k in idx if np.isnan(self._removed[k])]
-        if todo:
-            self._need_classifier()
+        def inputs(todo: list[int]) -> torch.Tensor:
             image = self._need_image()
-            kernel = np.ones((3, 3), np.uint8)
-            painted = np.stack([cv2.inpaint(image, cv2.dilate(self.regions.masks[k].astype(np.uint8), kernel),
-                                            radius, cv2.INPAINT_TELEA) for k in todo])
-            probs, _ = classifier_outputs(self.classifier, normalize(painted).to(self.device), self.batch_size)
-            self.classifier_images += len(todo)
-            before = float(self.whole()[0][self.target])
-            self._removed[todo] = np.clip(before - probs[:, self.target].float().cpu().numpy(), 0.0, 1.0)
-        return self._removed[idx]
+            painted = np.stack([cv2.inpaint(image, self._grown(1)[k].astype(np.uint8), radius, cv2.INPAINT_TELEA)
+                                for k in todo])
+            return normalize(painted).to(self.device)
+        return self._drop(self._removed, idx, inputs)
 
     def features(self, idx: np.ndarray | None = None, names: Sequence[str] = FEATURES) -> dict[str, np.ndarray]:
         """Named features (each (k,), in [0, 1]) of the regions ``idx`` (default: all).
