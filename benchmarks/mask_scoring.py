@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from camseg.classifier import default_target_layers, load_checkpoint
+from camseg.classifier import default_cam, load_checkpoint
 from camseg.data import ShapesDataset, degrade, normalize
 from camseg.pipelines import ForegroundBackgroundPipeline, ForegroundPointsPipeline
 from camseg.regions import MaskScoring, SimilarityScore
@@ -41,10 +41,10 @@ class ExhaustiveMaskScoring(MaskScoring):
         return super().choose(ctx, i)
 
 
-def run(strategy: MaskScoring, model, layers, x, masks, batch):
+def run(strategy: MaskScoring, model, cam, x, masks, batch):
     seg = get_segmenter("offline")
-    fg = ForegroundPointsPipeline(model, seg, layers, strategy=replace(strategy, n_background=0, name="foreground"))
-    fb = ForegroundBackgroundPipeline(model, seg, layers,
+    fg = ForegroundPointsPipeline(model, seg, cam=cam, strategy=replace(strategy, n_background=0, name="foreground"))
+    fb = ForegroundBackgroundPipeline(model, seg, cam=cam,
                                       strategy=replace(strategy, n_background=2, name="foreground_background"))
     seen = [0]
     handle = model.register_forward_hook(lambda mod, inp, out: seen.__setitem__(0, seen[0] + len(inp[0])))
@@ -75,7 +75,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=50)
     args = p.parse_args()
     model, meta = load_checkpoint(args.checkpoint)
-    layers = default_target_layers(model, meta["arch"])
+    cam = default_cam(model, meta["arch"])
     images, _, masks = ShapesDataset(args.data, "test").arrays(progress=False)
     images, masks = images[: args.images], masks[: args.images]
     print(f"# MaskScoring prompts for 2 pipelines, {len(images)} test images, {meta['arch']}, "
@@ -87,7 +87,7 @@ def main() -> None:
             ("default (fitted score, 24 regions), branch and bound", MaskScoring()))
     for tag, imgs in (("clean", images), ("degraded", degrade(images))):
         x = normalize(imgs)
-        res = [run(s, model, layers, x, masks, args.batch) for _, s in ways]
+        res = [run(s, model, cam, x, masks, args.batch) for _, s in ways]
         base = res[0][0]
         for (name, _), (sec, seen, _, hit) in zip(ways, res, strict=True):
             print(f"| {tag} | {name} | {seen} | {sec:.1f} | {sec / len(imgs):.3f} | {sec / base:.2f}x | {hit:.3f} |")

@@ -29,13 +29,13 @@ from PIL import Image
 OLD_WAY = """
 import sys, numpy as np
 from PIL import Image
-from camseg.classifier import default_target_layers, load_checkpoint
+from camseg.classifier import default_cam, load_checkpoint
 from camseg.data import normalize
 from camseg.pipelines import ForegroundBackgroundPipeline
 from camseg.segmenters import get_segmenter
 image = np.array(Image.open(sys.argv[1]).convert("RGB"))
 model, meta = load_checkpoint(sys.argv[2])
-pipe = ForegroundBackgroundPipeline(model, get_segmenter("offline"), default_target_layers(model, meta["arch"]))
+pipe = ForegroundBackgroundPipeline(model, get_segmenter("offline"), cam=default_cam(model, meta["arch"]))
 mask = pipe.run(normalize(image[None])).masks[0].numpy()
 Image.fromarray(mask.astype(np.uint8) * 255).save(sys.argv[3])
 """

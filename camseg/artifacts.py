@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 CAM_STUDY_LAYERS: dict[str, tuple[str, ...]] = {
-    "efficientnet_lite0": ("backbone._blocks.5", "backbone._blocks.10", "backbone._blocks.15"),
+    "efficientnet_lite0": ("backbone._blocks.5", "backbone._blocks.10", "backbone._blocks.14", "backbone._blocks.15"),
     "resnet18": ("backbone.layer2", "backbone.layer3", "backbone.layer4"),
 }
 """Candidate Grad-CAM target layers compared in the CAM study, shallow to deep."""
@@ -597,14 +597,16 @@ def _evaluations(data: Path, ckpt: Path, key: ArtifactKey, eval_dir: Path, want_
 
 def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_size: int = 50,
               val: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
-    """Grad-CAM vs Grad-CAM++ and the choice of target layer, measured on a split.
+    """Grad-CAM vs Grad-CAM++ and the choice of target layers, measured on a split.
 
     For each method and each layer of :data:`CAM_STUDY_LAYERS` (and the mean of
-    the two deepest), the CAM of the top class is scored by the mean fraction
-    of its mass inside the ground-truth mask and by the pointing game (its
-    maximum inside the mask). The default configuration (Grad-CAM, the
-    architecture's default layer) is also turned into masks by thresholds
-    alone, the CAM-only baseline, scored by mean IoU at every threshold of
+    the two deepest, and the architecture's default layers), the CAM of the top
+    class is scored by the mean fraction of its mass inside the ground-truth
+    mask and by the pointing game (its maximum inside the mask). The CAM the
+    pipelines use (:func:`camseg.classifier.default_cam`; a Grad-CAM row, or
+    "Grad-CAM + mirror" where it is averaged with the mirror image's) is the
+    row marked ``default``; it is also turned into masks by thresholds alone,
+    the CAM-only baseline, scored by mean IoU at every threshold of
     :data:`CAM_THRESHOLDS`, on these images and on ``val`` (where the
     threshold is chosen: :func:`camseg.tables.baseline_threshold`). Runs on the
     model's device.
@@ -622,43 +624,47 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
         "cam_slic_iou_val" (the same on ``val``; absent without it), "n_images"}``.
     """
     from camseg.analysis import cam_mass_inside, pointing_game
-    from camseg.cam import GradCAM, GradCAMPlusPlus
-    from camseg.classifier import ARCHITECTURES
+    from camseg.cam import FlipAveragedCAM, GradCAM, GradCAMPlusPlus
+    from camseg.classifier import ARCHITECTURES, default_cam
     from camseg.data import normalize
 
+    def maps_of(cam, imgs: np.ndarray) -> np.ndarray:
+        return np.concatenate([cam(normalize(imgs[s:s + batch_size])) for s in range(0, len(imgs), batch_size)])
+
     names = CAM_STUDY_LAYERS.get(arch) or ARCHITECTURES[arch].target_layers
-    layers = [model.get_submodule(n) for n in names]
     default = tuple(ARCHITECTURES[arch].target_layers)
     configs = [(n,) for n in names] + [tuple(names[-2:])]
     if default not in configs:
         configs.append(default)
+    pipeline_cam = default_cam(model, arch)
+    mirrored = isinstance(pipeline_cam, FlipAveragedCAM)
     rows = []
-    cam_only = cam_slic = None
+
+    def add(method: str, config: tuple[str, ...], cams: np.ndarray, is_default: bool) -> None:
+        rows.append({"method": method, "layers": list(config), "default": is_default,
+                     "mass_inside": float(cam_mass_inside(cams, masks).mean()),
+                     "pointing_game": float(pointing_game(cams, masks).mean())})
+
     for method_name, method in (("Grad-CAM", GradCAM), ("Grad-CAM++", GradCAMPlusPlus)):
-        cam = method(model, layers)
         per_layer = []
+        cam = method(model, [model.get_submodule(n) for n in names])
         for start in range(0, len(images), batch_size):
-            out = cam.compute(normalize(images[start:start + batch_size]))
-            per_layer.append(out.layer_maps)
+            per_layer.append(cam.compute(normalize(images[start:start + batch_size])).layer_maps)
         per_layer = np.concatenate(per_layer, axis=1)  # (L, N, H, W)
         for config in configs:
-            if not set(config) <= set(names):  # a default layer outside the candidates
-                maps = method(model, [model.get_submodule(n) for n in config])
-                cams = np.concatenate([maps(normalize(images[s:s + batch_size]))
-                                       for s in range(0, len(images), batch_size)])
-            else:
+            if set(config) <= set(names):
                 cams = per_layer[[names.index(n) for n in config]].mean(0)
-            rows.append({"method": method_name, "layers": list(config),
-                         "default": method_name == "Grad-CAM" and config == default,
-                         "mass_inside": float(cam_mass_inside(cams, masks).mean()),
-                         "pointing_game": float(pointing_game(cams, masks).mean())})
-            if rows[-1]["default"]:
-                cam_only, cam_slic = _threshold_curves(images, cams, masks)
+            else:  # a default layer outside the candidates
+                cams = maps_of(method(model, [model.get_submodule(n) for n in config]), images)
+            add(method_name, config, cams, method_name == "Grad-CAM" and config == default and not mirrored)
+    default_maps = maps_of(pipeline_cam, images)
+    if mirrored:
+        add("Grad-CAM + mirror", default, default_maps, True)
+    cam_only, cam_slic = _threshold_curves(images, default_maps, masks)
     out = {"rows": rows, "cam_only_iou": cam_only, "cam_slic_iou": cam_slic, "n_images": int(len(images))}
     if val is not None:
-        cam = GradCAM(model, [model.get_submodule(n) for n in default])
-        cams = np.concatenate([cam(normalize(val[0][s:s + batch_size])) for s in range(0, len(val[0]), batch_size)])
-        out["cam_only_iou_val"], out["cam_slic_iou_val"] = _threshold_curves(val[0], cams, val[1])
+        out["cam_only_iou_val"], out["cam_slic_iou_val"] = _threshold_curves(val[0], maps_of(pipeline_cam, val[0]),
+                                                                             val[1])
         out["n_images_val"] = int(len(val[0]))
     return out
 
@@ -676,12 +682,12 @@ def _threshold_curves(images: np.ndarray, cams: np.ndarray, masks: np.ndarray) -
 
 
 def gradcam_example(model, arch: str, image: np.ndarray, mask: np.ndarray, label: int) -> GradcamExample:
-    """Grad-CAM of one image (uint8 (H, W, 3)) for its top class with the default layers."""
-    from camseg.cam import GradCAM
-    from camseg.classifier import default_target_layers
+    """The pipelines' CAM (:func:`camseg.classifier.default_cam`) of one image (uint8 (H, W, 3))
+    for its top class."""
+    from camseg.classifier import default_cam
     from camseg.data import CLASSES, normalize
 
-    out = GradCAM(model, default_target_layers(model, arch)).compute(normalize(image[None]))
+    out = default_cam(model, arch).compute(normalize(image[None]))
     return GradcamExample(image, out.maps[0], mask, CLASSES[int(label)], CLASSES[int(out.targets[0])])
 
 

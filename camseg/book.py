@@ -122,20 +122,27 @@ class Book:
 
         return default_target_layers(self.model, self.arch)
 
+    @cached_property
+    def cam(self):
+        """The CAM the pipelines use (:func:`camseg.classifier.default_cam`): Grad-CAM over
+        :attr:`layers`, averaged with the mirrored image's where the architecture says so."""
+        from camseg.classifier import default_cam
+
+        return default_cam(self.model, self.arch)
+
     # ---- derived, computed once ----------------------------------------------------
     @cached_property
     def _cam_output(self):
-        from camseg.cam import GradCAM
         from camseg.data import normalize
 
         images = self.arrays["images"]
-        cam = GradCAM(self.model, self.layers)
+        cam = self.cam
         outs = [cam.compute(normalize(images[s:s + 50])) for s in range(0, len(images), 50)]
         return np.concatenate([o.maps for o in outs]), np.concatenate([o.targets for o in outs])
 
     @property
     def cams(self) -> np.ndarray:
-        """Grad-CAM of the top class for every test image, float32 (N, H, W) in [0, 1]."""
+        """The pipelines' CAM (:attr:`cam`) of the top class for every test image, float32 (N, H, W) in [0, 1]."""
         return self._cam_output[0]
 
     @cached_property
@@ -147,11 +154,11 @@ class Book:
         return predict(self.model, normalize(self.arrays["images"])).argmax(1).numpy()
 
     def cams_of(self, indices) -> tuple[np.ndarray, np.ndarray]:
-        """Grad-CAM (top class) of a few test images: maps float32 (K, H, W), explained classes int (K,)."""
-        from camseg.cam import GradCAM
+        """The pipelines' CAM (top class) of a few test images: maps float32 (K, H, W), explained
+        classes int (K,)."""
         from camseg.data import normalize
 
-        out = GradCAM(self.model, self.layers).compute(normalize(self.arrays["images"][list(indices)]))
+        out = self.cam.compute(normalize(self.arrays["images"][list(indices)]))
         return out.maps, out.targets
 
     @cached_property

@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BaseCAM", "CAMOutput", "GradCAM", "GradCAMPlusPlus", "rescale_maps"]
+__all__ = ["BaseCAM", "CAMOutput", "FlipAveragedCAM", "GradCAM", "GradCAMPlusPlus", "rescale_maps"]
 
 
 @dataclass(frozen=True)
@@ -399,3 +399,42 @@ class GradCAMPlusPlus(BaseCAM):
         safe = (denom != 0) & (grads != 0)
         alpha = torch.where(safe, g2 / torch.where(safe, denom, torch.ones_like(denom)), torch.zeros_like(g2))
         return (alpha * F.relu(grads)).sum(dim=(2, 3))
+
+
+class FlipAveragedCAM(BaseCAM):
+    """Test-time augmentation: the mean of a CAM and the CAM of the mirrored image, mirrored back.
+
+    The mirrored image is explained for the same classes as the original (its
+    top class, unless ``targets`` are given), and ``logits`` are the
+    original's, so the classifier's prediction is the un-augmented one. Meant
+    for classifiers trained with horizontal flips (camseg's are): the mirrored
+    image is then as familiar as the original, and the two maps' errors
+    partly cancel. It costs a second forward and backward pass.
+
+    Args:
+        cam: the CAM to average (e.g. ``GradCAM(model, layers)``); its model,
+            layers and channel weights are this object's.
+
+    ``compute(image, targets)`` returns a :class:`CAMOutput` whose ``maps``
+    float32 (B, H, W) and ``layer_maps`` (L, B, H, W) are the means of the
+    original's and the mirrored-back maps, in [0, 1].
+    """
+
+    def __init__(self, cam: BaseCAM) -> None:
+        if not isinstance(cam, BaseCAM):
+            raise TypeError(f"cam must be a BaseCAM (e.g. GradCAM(model, layers)), got {type(cam).__name__}")
+        super().__init__(cam.model, cam.target_layers, cam.in_channels)
+        self.cam = cam
+
+    def channel_weights(self, activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        return self.cam.channel_weights(activations, grads)
+
+    def compute(self, image: torch.Tensor, targets: Iterable[int] | int | None = None) -> CAMOutput:
+        out = self.cam.compute(image, targets)
+        self._check_image(image)
+        mirrored = self.cam.compute(image.flip(-1), out.targets)
+        return CAMOutput(
+            maps=((out.maps + mirrored.maps[..., ::-1]) / 2).astype(np.float32),
+            layer_maps=((out.layer_maps + mirrored.layer_maps[..., ::-1]) / 2).astype(np.float32),
+            targets=out.targets, logits=out.logits,
+        )

@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ from tqdm.auto import tqdm
 from camseg.devices import autocast, model_device, resolve_device
 from camseg.paths import atomic_path
 from camseg.data import CLASSES, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD, ShapesDataset, normalize
+
+if TYPE_CHECKING:
+    from camseg.cam import BaseCAM
 
 CHECKPOINT_FORMAT = 1
 
@@ -72,12 +76,16 @@ class Architecture:
             default Grad-CAM target layers.
         input_scale: default upsampling factor of the input.
         epochs: default number of training epochs.
+        flip_average: whether :func:`default_cam` averages the CAM with that of
+            the mirrored image (:class:`~camseg.cam.FlipAveragedCAM`); the
+            training recipes flip images, so mirrored inputs are familiar.
     """
 
     build: Callable[[int, bool | str], tuple[nn.Module, str]]
     target_layers: tuple[str, ...]
     input_scale: float = 1.0
     epochs: int = 6
+    flip_average: bool = False
 
 
 def _build_efficientnet_lite0(num_classes: int, pretrained: bool | str) -> tuple[nn.Module, str]:
@@ -115,7 +123,11 @@ def _build_resnet18(num_classes: int, pretrained: bool | str) -> tuple[nn.Module
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "efficientnet_lite0": Architecture(_build_efficientnet_lite0, ("backbone._blocks.10",), input_scale=2.0, epochs=6),
+    # Layers and flip averaging chosen on the wide validation set (pointing game, three seeds):
+    # results/cam-layers-wide-val.txt.
+    "efficientnet_lite0": Architecture(_build_efficientnet_lite0,
+                                       ("backbone._blocks.10", "backbone._blocks.14", "backbone._blocks.15"),
+                                       input_scale=2.0, epochs=6, flip_average=True),
     "resnet18": Architecture(_build_resnet18, ("backbone.layer3",), input_scale=2.0, epochs=6),
 }
 DEFAULT_ARCH = "efficientnet_lite0"
@@ -143,6 +155,16 @@ def build_classifier(arch: str = DEFAULT_ARCH, num_classes: int = len(CLASSES), 
 def default_target_layers(model: nn.Module, arch: str) -> list[nn.Module]:
     """The default Grad-CAM target layers of ``model`` (built for ``arch``)."""
     return [model.get_submodule(name) for name in _architecture(arch).target_layers]
+
+
+def default_cam(model: nn.Module, arch: str) -> BaseCAM:
+    """The CAM camseg's pipelines use for ``model`` (built for ``arch``): Grad-CAM over the
+    default target layers, averaged with the mirrored image's where the architecture says so
+    (:attr:`Architecture.flip_average`)."""
+    from camseg.cam import FlipAveragedCAM, GradCAM
+
+    cam = GradCAM(model, default_target_layers(model, arch))
+    return FlipAveragedCAM(cam) if _architecture(arch).flip_average else cam
 
 
 # --------------------------------------------------------------------------

@@ -282,7 +282,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
-    from camseg.classifier import default_target_layers, load_checkpoint
+    from camseg.classifier import default_cam, load_checkpoint
     from camseg.data import CLASSES, IMAGE_SIZE
     from camseg.io import LOSSLESS_MASK_FORMATS, check_output_file, load_image, save_mask
     from camseg.segment import segment_image
@@ -297,7 +297,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     if target is not None and target not in classes:
         raise ValueError(f"--target: unknown class name {target!r} for {args.checkpoint}; expected one of "
                          f"{', '.join(classes)}")
-    res = segment_image(loaded.rgb, model, default_target_layers(model, meta["arch"]), _make_segmenter(args.segmenter, device),
+    res = segment_image(loaded.rgb, model, default_cam(model, meta["arch"]), _make_segmenter(args.segmenter, device),
                         pipeline=args.pipeline, target=target, classifier_size=meta.get("input_size", IMAGE_SIZE),
                         classes=classes)
     save_mask(res.mask, out)

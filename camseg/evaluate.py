@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from camseg.classifier import default_target_layers, load_checkpoint
+from camseg.classifier import default_cam, load_checkpoint
 from camseg.data import CLASSES, DatasetError, ShapesDataset, degrade, normalize
 from camseg.devices import model_device
 from camseg.metrics import iou_per_image, point_metrics
@@ -92,7 +92,8 @@ def evaluate(
     if explain not in ("top", "label"):
         raise ValueError(f"explain must be 'top' or 'label', got {explain!r}")
     model, meta = load_checkpoint(checkpoint, device=device)
-    layers = default_target_layers(model, meta["arch"])
+    cam = default_cam(model, meta["arch"])
+    names = {id(m): n for n, m in model.named_modules()}
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise ValueError(f"limit must be an integer >= 1 (or None for all images), got {limit!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -109,9 +110,9 @@ def evaluate(
     if degraded:
         images = degrade(images)
     pipes = {
-        "center": BasicSamPipeline(model, segmenter, layers),
-        "foreground": ForegroundPointsPipeline(model, segmenter, layers),
-        "foreground_background": ForegroundBackgroundPipeline(model, segmenter, layers),
+        "center": BasicSamPipeline(model, segmenter, cam=cam),
+        "foreground": ForegroundPointsPipeline(model, segmenter, cam=cam),
+        "foreground_background": ForegroundBackgroundPipeline(model, segmenter, cam=cam),
     }
     n = len(images)
     masks = {k: [] for k in PIPELINES}
@@ -154,7 +155,8 @@ def evaluate(
         "segmenter": getattr(segmenter, "name", type(segmenter).__name__),
         "device": str(model_device(model)),
         "classifier": {"arch": meta["arch"], "checkpoint": str(checkpoint),
-                       "target_layers": meta.get("target_layers")},
+                       "target_layers": [names[id(m)] for m in cam.target_layers],
+                       "cam": type(cam).__name__},
         "classifier_accuracy": float((predictions == labels).mean()),
         "explain": explain,
         "pipelines": {}, "strategies": {},

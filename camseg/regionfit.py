@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
+from camseg.cam import BaseCAM
 from camseg.modes import eval_mode
 from camseg.prompts import PromptContext, deepest_point
 from camseg.regions import FEATURES, MaskScoring, RegionScorer, shortlist
@@ -26,13 +27,14 @@ from camseg.regions import FEATURES, MaskScoring, RegionScorer, shortlist
 __all__ = ["collect_features", "compare_scorers", "main", "validation_contexts"]
 
 
-def validation_contexts(model: nn.Module, layers: Sequence[nn.Module], images: np.ndarray, segmenter: object,
+def validation_contexts(model: nn.Module, cam: BaseCAM, images: np.ndarray, segmenter: object,
                         targets: np.ndarray | None = None, batch_size: int = 50) -> list[PromptContext]:
-    """Classifier and Grad-CAM outputs for ``images`` in batches (top class unless ``targets``)."""
+    """Classifier and CAM (e.g. :func:`camseg.classifier.default_cam`) outputs for ``images``
+    in batches (top class unless ``targets``)."""
     from camseg.data import normalize
     from camseg.pipelines import BasicSamPipeline
 
-    pipe = BasicSamPipeline(model, segmenter, layers)
+    pipe = BasicSamPipeline(model, segmenter, cam=cam)
     out = []
     for start in range(0, len(images), batch_size):
         t = None if targets is None else targets[start:start + batch_size]
@@ -108,21 +110,27 @@ measured worst of all, so it is left out)."""
 CAM_FEATURES: tuple[str, ...] = ("cam_support", "cam_mass", "peak_inside", "agreement", "area", "border")
 
 
-def _inputs(args) -> tuple[np.ndarray, np.ndarray, nn.Module, list, object]:
-    """The first ``args.n`` images and masks of the wide validation set of the dataset at
-    ``args.data``, the classifier, its default CAM layers and the segmenter."""
-    from camseg.classifier import default_target_layers, load_checkpoint
+def _validation_images(args) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``args.n`` images uint8 (N, H, W, 3) and masks bool (N, H, W) of the wide
+    validation set of the dataset at ``args.data``."""
     from camseg.cifar import resolve_cifar10
     from camseg.data import SPLITS, read_manifest
     from camseg.profiles import WIDE, validation_set
-    from camseg.segmenters import get_segmenter
 
     manifest = read_manifest(args.data) or {}
     images, _, masks = validation_set(resolve_cifar10(), WIDE, int(manifest.get("seed", 0)),
                                       manifest.get("sizes", SPLITS))
-    model, meta = load_checkpoint(args.checkpoint)
-    return (images[:args.n], masks[:args.n], model, default_target_layers(model, meta["arch"]),
-            get_segmenter(args.segmenter))
+    if not 2 <= args.n <= len(images):
+        raise ValueError(f"--n must lie in 2..{len(images)} (the wide validation set's size), got {args.n}")
+    return images[:args.n], masks[:args.n]
+
+
+def _classifier(checkpoint: str) -> tuple[nn.Module, BaseCAM]:
+    """The classifier at ``checkpoint`` and its default CAM."""
+    from camseg.classifier import default_cam, load_checkpoint
+
+    model, meta = load_checkpoint(checkpoint)
+    return model, default_cam(model, meta["arch"])
 
 
 def _report(out: dict, path: str | None) -> int:
@@ -137,10 +145,11 @@ def _report(out: dict, path: str | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m camseg.regionfit --data DIR --checkpoint CKPT [--n 800] [--top 12] [--json OUT]``:
+    """``python -m camseg.regionfit --data DIR --checkpoint CKPT [CKPT ...] [--n 800] [--top 12] [--json OUT]``:
     fit :class:`~camseg.regions.LinearScore` on the first half of the wide validation set of the
-    dataset at DIR (CIFAR-10 train photos of its val split) and compare every scorer's foreground
-    hit on both halves; the second half is data the fit never saw."""
+    dataset at DIR (CIFAR-10 train photos of its val split), pooling the regions of every
+    classifier given, and compare every scorer's foreground hit on both halves for each classifier
+    (and their mean); the second half is data the fit never saw."""
     import argparse
     import time
 
@@ -149,7 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m camseg.regionfit", description=main.__doc__)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--checkpoint", required=True, nargs="+",
+                        help="one or more classifiers (e.g. the build's seeds): the fit pools their regions, "
+                             "the comparison is made for each")
     parser.add_argument("--segmenter", default="regiongrow")
     parser.add_argument("--n", type=int, default=800, help="validation images (half fit, half compare)")
     parser.add_argument("--top", type=int, default=12, help="regions per image that compete (shortlist)")
@@ -161,23 +172,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.shortlists:
         return _compare_shortlists(args, [int(k) for k in args.shortlists.split(",")])
+    from camseg.segmenters import get_segmenter
+
     t0 = time.perf_counter()
-    images, masks, model, layers, seg = _inputs(args)
+    images, masks = _validation_images(args)
+    seg = get_segmenter(args.segmenter)
     half = len(images) // 2
-    fit_ctx = validation_contexts(model, layers, images[:half], seg)
-    cmp_ctx = validation_contexts(model, layers, images[half:], seg)
     base = MaskScoring(shortlist=args.top)
-    feats, hits = collect_features(fit_ctx, masks[:half], base, args.top, FITTED_FEATURES)
+    feats, hits, contexts = [], [], {}
+    for ckpt in args.checkpoint:
+        model, cam = _classifier(ckpt)
+        fit_ctx = validation_contexts(model, cam, images[:half], seg)
+        f, h = collect_features(fit_ctx, masks[:half], base, args.top, FITTED_FEATURES)
+        feats += f
+        hits += h
+        contexts[ckpt] = (fit_ctx, validation_contexts(model, cam, images[half:], seg))
     fitted: dict[str, LinearScore] = {}
     for name, names in (("linear_cam", CAM_FEATURES), ("fitted", FITTED_FEATURES)):
         sub = [{k: f[k] for k in names} for f in feats]
         score = fit_linear_score(sub, hits, names)
         fitted[name] = LinearScore(score.weights, score.bias, name=name)
     scorers = [SimilarityScore(), KeepScore(), RemovalScore(), CamSupportScore(), *fitted.values()]
-    on_fit = compare_scorers(fit_ctx, masks[:half], scorers, base)
-    on_cmp = compare_scorers(cmp_ctx, masks[half:], scorers, base)
-    return _report({"checkpoint": str(args.checkpoint), "n_fit": half, "n_compare": len(images) - half,
-                    "top": args.top, "fg_hit_fit_half": on_fit, "fg_hit_compare_half": on_cmp,
+    on_fit = {ckpt: compare_scorers(fit_ctx, masks[:half], scorers, base) for ckpt, (fit_ctx, _) in contexts.items()}
+    on_cmp = {ckpt: compare_scorers(cmp_ctx, masks[half:], scorers, base) for ckpt, (_, cmp_ctx) in contexts.items()}
+
+    def mean(per: dict[str, dict[str, float]]) -> dict[str, float]:
+        return {s.name: float(np.mean([v[s.name] for v in per.values()])) for s in scorers}
+
+    return _report({"checkpoints": [str(c) for c in args.checkpoint], "n_fit": half, "n_compare": len(images) - half,
+                    "top": args.top, "fg_hit_fit_half": mean(on_fit), "fg_hit_compare_half": mean(on_cmp),
+                    "fg_hit_compare_half_per_checkpoint": on_cmp,
                     "fitted": {k: {"weights": dict(v.weights), "bias": v.bias} for k, v in fitted.items()},
                     "seconds": time.perf_counter() - t0}, args.json)
 
@@ -186,14 +210,18 @@ def _compare_shortlists(args, sizes: Sequence[int]) -> int:
     from camseg.data import ShapesDataset
     from camseg.regions import FITTED_SCORE, SimilarityScore
 
-    wide, wide_masks, model, layers, seg = _inputs(args)
+    from camseg.segmenters import get_segmenter
+
+    wide, wide_masks = _validation_images(args)
+    model, cam = _classifier(args.checkpoint[0])
+    seg = get_segmenter(args.segmenter)
     half = len(wide) // 2
     std, _, std_masks = ShapesDataset(args.data, "val").arrays(progress=False)
     sets = {"wide val, held-out half": (wide[half:], wide_masks[half:]),
             "standard val": (std[:half], std_masks[:half])}
     out = {}
     for name, (images, masks) in sets.items():
-        contexts = validation_contexts(model, layers, images, seg)
+        contexts = validation_contexts(model, cam, images, seg)
         out[name] = {str(k): compare_scorers(contexts, masks, [SimilarityScore(), FITTED_SCORE],
                                              MaskScoring(shortlist=k)) for k in sizes}
     return _report(out, args.json)

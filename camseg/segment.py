@@ -39,6 +39,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from camseg.cam import BaseCAM
 from camseg.data import CLASSES, IMAGE_SIZE, normalize
 from camseg.segmenters.base import validate_image
 from camseg.segmenters.offline import OfflineSegmenter
@@ -150,7 +151,7 @@ def _working_size(size: tuple[int, int], side: int) -> tuple[int, int]:
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
-def segment_image(image: np.ndarray, model: nn.Module, target_layers: Sequence[nn.Module], segmenter: object,
+def segment_image(image: np.ndarray, model: nn.Module, target_layers: Sequence[nn.Module] | BaseCAM, segmenter: object,
                   pipeline: str = "foreground_background", target: int | str | None = None,
                   classifier_size: Sequence[int] = IMAGE_SIZE, classes: Sequence[str] = CLASSES,
                   working_side: int | None = None) -> SegmentImageResult:
@@ -159,7 +160,8 @@ def segment_image(image: np.ndarray, model: nn.Module, target_layers: Sequence[n
     Args:
         image: uint8 (H, W, 3) RGB, any size from :func:`min_image_size` up.
         model: the classifier (normalised (B, 3, h, w) -> logits (B, C)).
-        target_layers: its Grad-CAM target layers.
+        target_layers: its Grad-CAM target layers, or a ready CAM such as
+            :func:`camseg.classifier.default_cam` (what ``camseg segment`` uses).
         segmenter: a promptable segmenter (:func:`camseg.segmenters.get_segmenter`).
         pipeline: ``"center"``, ``"foreground"`` or ``"foreground_background"``.
         target: the class to explain (index or name), or None for the top class.
@@ -200,7 +202,10 @@ def segment_image(image: np.ndarray, model: nn.Module, target_layers: Sequence[n
             notes.append(f"its aspect ratio {w / h:.2f} differs from the classifier's {cw / ch:.2f}: "
                          "it was stretched for the classifier")
     small = resize_rgb(image, (cw, ch))
-    pipe = _pipelines()[pipeline](model, segmenter, list(target_layers))
+    if isinstance(target_layers, BaseCAM):
+        pipe = _pipelines()[pipeline](model, segmenter, cam=target_layers)
+    else:
+        pipe = _pipelines()[pipeline](model, segmenter, list(target_layers))
     x = normalize(small[None])
     ctx = pipe.context(x, target)
     prompts = pipe.prompts(x, context=ctx)

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from camseg import artifacts, suite
 from camseg.profiles import SHIFT_PROFILES
@@ -203,3 +204,26 @@ def test_the_source_digest_ignores_prose_but_not_code():
     code = 'def f(x):\n    """Doc."""\n    return x + 2\n\nK = 2\n"""K\'s docstring."""\n'
     digest = [_code_only(ast.parse(t)) for t in (base, prose, code)]
     assert digest[0] == digest[1] != digest[2]
+
+
+def test_cam_study_marks_the_pipelines_cam_as_default():
+    """With flip averaging (EfficientNet) the default row is the mirror-averaged CAM on the default
+    layers, scored like the others; plain Grad-CAM on those layers is a row of its own."""
+    from camseg.analysis import pointing_game
+    from camseg.classifier import ARCHITECTURES, build_classifier, default_cam
+    from camseg.data import normalize
+
+    torch.manual_seed(0)
+    model, _ = build_classifier("efficientnet_lite0", pretrained=False)
+    model.eval()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, 48, 64, 3), dtype=np.uint8)
+    masks = np.zeros((4, 48, 64), bool)
+    masks[:, 10:30, 20:45] = True
+    study = artifacts.cam_study(model, "efficientnet_lite0", images, masks, batch_size=2)
+    defaults = [r for r in study["rows"] if r["default"]]
+    layers = list(ARCHITECTURES["efficientnet_lite0"].target_layers)
+    assert len(defaults) == 1 and defaults[0]["method"] == "Grad-CAM + mirror" and defaults[0]["layers"] == layers
+    assert any(r["method"] == "Grad-CAM" and r["layers"] == layers and not r["default"] for r in study["rows"])
+    expected = pointing_game(default_cam(model, "efficientnet_lite0")(normalize(images)), masks).mean()
+    assert defaults[0]["pointing_game"] == pytest.approx(expected)

@@ -221,3 +221,49 @@ def test_thousand_calls_leave_no_hooks_and_no_memory_growth(tiny_model):
     growth = _rss_bytes() - rss
     assert _hook_count(tiny_model) == before
     assert growth < 8 * 2**20, f"resident memory grew by {growth / 2**20:.1f} MiB over 1000 calls"
+
+
+# --------------------------------------------------------------------------
+# FlipAveragedCAM
+
+
+def test_flip_average_known_answer(tiny_model, image_batch):
+    """The mean of the CAM and the mirrored image's CAM (same classes), mirrored back; the
+    original's logits and classes."""
+    from camseg.cam import FlipAveragedCAM
+
+    plain = GradCAM(tiny_model, [tiny_model.conv1, tiny_model.conv2])
+    out = FlipAveragedCAM(plain).compute(image_batch)
+    first = plain.compute(image_batch)
+    second = plain.compute(image_batch.flip(-1), first.targets)
+    np.testing.assert_allclose(out.maps, (first.maps + second.maps[:, :, ::-1]) / 2, atol=1e-6)
+    np.testing.assert_allclose(out.layer_maps, (first.layer_maps + second.layer_maps[..., ::-1]) / 2, atol=1e-6)
+    np.testing.assert_array_equal(out.targets, first.targets)
+    np.testing.assert_array_equal(out.logits, first.logits)
+    assert_valid_cam(out.maps, 4, 48, 64)
+    assert out.layer_maps.shape == (2, 4, 48, 64)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_flip_average_is_mirror_equivariant(method, tiny_model, image_batch):
+    """Explaining the mirrored image for the same classes gives the mirrored map."""
+    from camseg.cam import FlipAveragedCAM
+
+    cam = FlipAveragedCAM(method(tiny_model, [tiny_model.conv2]))
+    targets = [0, 1, 2, 3]
+    a = cam(image_batch, targets)
+    b = cam(image_batch.flip(-1), targets)
+    np.testing.assert_allclose(b, a[:, :, ::-1], atol=1e-5)
+    assert not np.allclose(a, GradCAM(tiny_model, [tiny_model.conv2])(image_batch, targets), atol=1e-3)
+
+
+def test_flip_average_checks_its_inputs(tiny_model):
+    from camseg.cam import FlipAveragedCAM
+
+    with pytest.raises(TypeError, match="cam must be a BaseCAM"):
+        FlipAveragedCAM(tiny_model)
+    cam = FlipAveragedCAM(GradCAM(tiny_model, [tiny_model.conv2]))
+    with pytest.raises(ValueError, match=r"shape \(B, 3, H, W\)"):
+        cam(torch.zeros(3, 48, 64))
+    with pytest.raises(ValueError, match="one class index per image"):
+        cam(torch.zeros(2, 3, 48, 64), [0, 1, 2])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from camseg.cam import GradCAM
+from camseg.cam import FlipAveragedCAM, GradCAM
 from camseg.classifier import (
-    ARCHITECTURES, build_classifier, default_target_layers, load_checkpoint, save_checkpoint, train_classifier,
+    ARCHITECTURES, build_classifier, default_cam, default_target_layers, load_checkpoint, save_checkpoint,
+    train_classifier,
 )
 from conftest import assert_valid_cam
 
@@ -23,6 +24,10 @@ def test_architectures_build_and_explain(arch):
     assert layers and all(isinstance(m, torch.nn.Module) for m in layers)
     assert_valid_cam(GradCAM(model, layers)(x), 2, 48, 64)
     assert "random" in weights or "scratch" in weights
+    cam = default_cam(model, arch)
+    assert cam.target_layers == layers
+    assert isinstance(cam, FlipAveragedCAM) == ARCHITECTURES[arch].flip_average
+    assert_valid_cam(cam(x), 2, 48, 64)
 
 
 def test_efficientnet_uses_shipped_imagenet_weights():

@@ -225,7 +225,7 @@ def test_the_default_score_is_the_recorded_fit():
     from camseg.regionfit import FITTED_FEATURES
     from camseg.regions import FITTED_SCORE, MaskScoring
 
-    fit = json.loads((Path(__file__).parents[1] / "results" / "regionfit-seed0.json").read_text())
+    fit = json.loads((Path(__file__).parents[1] / "results" / "regionfit.json").read_text())
     recorded = fit["fitted"]["fitted"]
     assert [f for f, _ in FITTED_SCORE.weights] == list(FITTED_FEATURES) == list(recorded["weights"])
     assert dict(FITTED_SCORE.weights) == pytest.approx(recorded["weights"], abs=5e-5)
@@ -234,3 +234,30 @@ def test_the_default_score_is_the_recorded_fit():
     held_out = fit["fg_hit_compare_half"]
     assert held_out["fitted"] > held_out["similarity"]
     assert MaskScoring().scorer == FITTED_SCORE and MaskScoring().shortlist >= fit["top"]
+
+
+def test_regionfit_pools_classifiers_and_compares_each(tiny_dataset, tiny_checkpoint, fake_cifar, tmp_path,
+                                                       monkeypatch):
+    """``python -m camseg.regionfit`` with two classifiers: one pooled fit, a comparison per
+    classifier and their mean; an --n the validation set cannot give is refused."""
+    import json
+    import shutil
+
+    from camseg import regionfit
+
+    monkeypatch.setenv("CAMSEG_CIFAR10", str(fake_cifar))
+    second = tmp_path / "second.pt"
+    shutil.copy(tiny_checkpoint, second)
+    out = tmp_path / "fit.json"
+    argv = ["--data", str(tiny_dataset), "--checkpoint", str(tiny_checkpoint), str(second), "--n", "4", "--top", "3",
+            "--segmenter", "floodfill", "--json", str(out)]
+    assert regionfit.main(argv) == 0
+    fit = json.loads(out.read_text())
+    per = fit["fg_hit_compare_half_per_checkpoint"]
+    assert fit["checkpoints"] == [str(tiny_checkpoint), str(second)] and list(per) == fit["checkpoints"]
+    assert per[str(tiny_checkpoint)] == per[str(second)]  # the same weights give the same choices
+    assert fit["fg_hit_compare_half"] == pytest.approx(per[str(second)])
+    assert fit["n_fit"] == fit["n_compare"] == 2
+    assert set(fit["fitted"]["fitted"]["weights"]) == set(regionfit.FITTED_FEATURES)
+    with pytest.raises(ValueError, match=r"--n must lie in 2\.\.5"):
+        regionfit.main(argv[:5] + ["--n", "50"])
