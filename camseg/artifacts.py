@@ -604,8 +604,8 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
     class is scored by the mean fraction of its mass inside the ground-truth
     mask and by the pointing game (its maximum inside the mask). The CAM the
     pipelines use (:func:`camseg.classifier.default_cam`; a Grad-CAM row, or
-    "Grad-CAM + mirror" where it is averaged with the mirror image's) is the
-    row marked ``default``; it is also turned into masks by thresholds alone,
+    one named by :attr:`camseg.cam.AugmentedCAM.description` where it is
+    averaged over copies of the image) is the row marked ``default``; it is also turned into masks by thresholds alone,
     the CAM-only baseline, scored by mean IoU at every threshold of
     :data:`CAM_THRESHOLDS`, on these images and on ``val`` (where the
     threshold is chosen: :func:`camseg.tables.baseline_threshold`). Runs on the
@@ -624,7 +624,7 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
         "cam_slic_iou_val" (the same on ``val``; absent without it), "n_images"}``.
     """
     from camseg.analysis import cam_mass_inside, pointing_game
-    from camseg.cam import FlipAveragedCAM, GradCAM, GradCAMPlusPlus
+    from camseg.cam import AugmentedCAM, GradCAM, GradCAMPlusPlus
     from camseg.classifier import ARCHITECTURES, default_cam
     from camseg.data import normalize
 
@@ -637,7 +637,7 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
     if default not in configs:
         configs.append(default)
     pipeline_cam = default_cam(model, arch)
-    mirrored = isinstance(pipeline_cam, FlipAveragedCAM)
+    augmented = isinstance(pipeline_cam, AugmentedCAM)
     rows = []
 
     def add(method: str, config: tuple[str, ...], cams: np.ndarray, is_default: bool) -> None:
@@ -656,10 +656,10 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
                 cams = per_layer[[names.index(n) for n in config]].mean(0)
             else:  # a default layer outside the candidates
                 cams = maps_of(method(model, [model.get_submodule(n) for n in config]), images)
-            add(method_name, config, cams, method_name == "Grad-CAM" and config == default and not mirrored)
+            add(method_name, config, cams, method_name == "Grad-CAM" and config == default and not augmented)
     default_maps = maps_of(pipeline_cam, images)
-    if mirrored:
-        add("Grad-CAM + mirror", default, default_maps, True)
+    if augmented:
+        add(pipeline_cam.description, default, default_maps, True)
     cam_only, cam_slic = _threshold_curves(images, default_maps, masks)
     out = {"rows": rows, "cam_only_iou": cam_only, "cam_slic_iou": cam_slic, "n_images": int(len(images))}
     if val is not None:

@@ -125,7 +125,7 @@ class Book:
     @cached_property
     def cam(self):
         """The CAM the pipelines use (:func:`camseg.classifier.default_cam`): Grad-CAM over
-        :attr:`layers`, averaged with the mirrored image's where the architecture says so."""
+        :attr:`layers`, averaged over copies of the image where the architecture says so."""
         from camseg.classifier import default_cam
 
         return default_cam(self.model, self.arch)

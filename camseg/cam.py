@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BaseCAM", "CAMOutput", "FlipAveragedCAM", "GradCAM", "GradCAMPlusPlus", "rescale_maps"]
+__all__ = ["AugmentedCAM", "BaseCAM", "CAMOutput", "GradCAM", "GradCAMPlusPlus", "rescale_maps", "translate"]
 
 
 @dataclass(frozen=True)
@@ -401,40 +401,95 @@ class GradCAMPlusPlus(BaseCAM):
         return (alpha * F.relu(grads)).sum(dim=(2, 3))
 
 
-class FlipAveragedCAM(BaseCAM):
-    """Test-time augmentation: the mean of a CAM and the CAM of the mirrored image, mirrored back.
+def translate(image: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Move the content of a batch (..., H, W) by ``dx`` pixels right and ``dy`` down, (x, y)
+    order; the uncovered edge repeats the nearest edge pixels. Same shape and dtype."""
+    if dx == 0 and dy == 0:
+        return image
+    pad = max(abs(dx), abs(dy))
+    height, width = image.shape[-2:]
+    shape = image.shape
+    flat = image.reshape(-1, 1, height, width)
+    padded = F.pad(flat, (pad, pad, pad, pad), mode="replicate")
+    return padded[..., pad - dy:pad - dy + height, pad - dx:pad - dx + width].reshape(shape)
 
-    The mirrored image is explained for the same classes as the original (its
-    top class, unless ``targets`` are given), and ``logits`` are the
-    original's, so the classifier's prediction is the un-augmented one. Meant
-    for classifiers trained with horizontal flips (camseg's are): the mirrored
-    image is then as familiar as the original, and the two maps' errors
-    partly cancel. It costs a second forward and backward pass.
+
+class AugmentedCAM(BaseCAM):
+    """Test-time augmentation: the mean of a CAM over mirrored and shifted copies of the image,
+    each map moved back onto the original.
+
+    The copies are explained for the same classes as the original (its top
+    class, unless ``targets`` are given), and ``logits`` are the original's,
+    so the classifier's prediction is the un-augmented one. Meant for
+    classifiers trained on such copies (camseg's see mirrored shapes at every
+    position): small shifts move the object across the coarse grid of the
+    deep layers (16 and 32 pixels of the upsampled input), so the averaged
+    map is finer than any one of them, and the copies' errors partly cancel.
+    Every copy costs one more forward and backward pass.
 
     Args:
         cam: the CAM to average (e.g. ``GradCAM(model, layers)``); its model,
             layers and channel weights are this object's.
+        flip: also explain the mirror image (left-right) of every copy.
+        shifts: translations (dx, dy) in pixels, (x, y) order, besides the
+            unshifted image; a copy's uncovered edge repeats the edge pixels
+            (:func:`translate`), and so does its map moved back.
 
-    ``compute(image, targets)`` returns a :class:`CAMOutput` whose ``maps``
-    float32 (B, H, W) and ``layer_maps`` (L, B, H, W) are the means of the
-    original's and the mirrored-back maps, in [0, 1].
+    ``compute(image, targets)`` returns a :class:`CAMOutput` whose
+    ``layer_maps`` float32 (L, B, H, W) are each layer's mean over the copies
+    and ``maps`` (B, H, W) their mean over the layers, in [0, 1].
     """
 
-    def __init__(self, cam: BaseCAM) -> None:
+    def __init__(self, cam: BaseCAM, flip: bool = True, shifts: Iterable[tuple[int, int]] = ()) -> None:
         if not isinstance(cam, BaseCAM):
             raise TypeError(f"cam must be a BaseCAM (e.g. GradCAM(model, layers)), got {type(cam).__name__}")
+        moves = []
+        for shift in shifts:
+            try:
+                dx, dy = shift
+            except (TypeError, ValueError):
+                raise ValueError(f"shifts must be (dx, dy) pairs of integers, got {shift!r}") from None
+            if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (dx, dy)):
+                raise ValueError(f"shifts must be (dx, dy) pairs of integers, got {shift!r}")
+            if (int(dx), int(dy)) != (0, 0) and (int(dx), int(dy)) not in moves:
+                moves.append((int(dx), int(dy)))
         super().__init__(cam.model, cam.target_layers, cam.in_channels)
         self.cam = cam
+        self.flip = bool(flip)
+        self.shifts: tuple[tuple[int, int], ...] = tuple(moves)
+
+    @property
+    def description(self) -> str:
+        """A short name, e.g. "Grad-CAM, 10 copies (mirror, 4 shifts)"."""
+        parts = (["mirror"] if self.flip else []) + ([f"{len(self.shifts)} shifts"] if self.shifts else [])
+        inner = {"GradCAM": "Grad-CAM", "GradCAMPlusPlus": "Grad-CAM++"}.get(type(self.cam).__name__,
+                                                                           type(self.cam).__name__)
+        return f"{inner}, {self.n_copies} copies ({', '.join(parts)})"
+
+    @property
+    def n_copies(self) -> int:
+        """How many CAMs one call computes (the original included)."""
+        return (1 + len(self.shifts)) * (2 if self.flip else 1)
 
     def channel_weights(self, activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         return self.cam.channel_weights(activations, grads)
 
     def compute(self, image: torch.Tensor, targets: Iterable[int] | int | None = None) -> CAMOutput:
         out = self.cam.compute(image, targets)
-        self._check_image(image)
-        mirrored = self.cam.compute(image.flip(-1), out.targets)
-        return CAMOutput(
-            maps=((out.maps + mirrored.maps[..., ::-1]) / 2).astype(np.float32),
-            layer_maps=((out.layer_maps + mirrored.layer_maps[..., ::-1]) / 2).astype(np.float32),
-            targets=out.targets, logits=out.logits,
-        )
+        height, width = image.shape[-2:]
+        too_far = [s for s in self.shifts if abs(s[0]) >= width or abs(s[1]) >= height]
+        if too_far:
+            raise ValueError(f"shifts {too_far} move the image ({height} x {width}, H x W) out of view; "
+                             "give shifts smaller than the image")
+        total = out.layer_maps.astype(np.float64)
+        for dx, dy in ((0, 0), *self.shifts):
+            moved = translate(image, dx, dy)
+            for mirrored in ((False, True) if self.flip else (False,)):
+                if (dx, dy) == (0, 0) and not mirrored:
+                    continue  # the original, above
+                copy = self.cam.compute(moved.flip(-1) if mirrored else moved, out.targets)
+                maps = torch.from_numpy(np.ascontiguousarray(copy.layer_maps[..., ::-1] if mirrored
+                                                             else copy.layer_maps))
+                total += translate(maps, -dx, -dy).numpy()
+        layer_maps = (total / self.n_copies).astype(np.float32)
+        return CAMOutput(maps=layer_maps.mean(0), layer_maps=layer_maps, targets=out.targets, logits=out.logits)

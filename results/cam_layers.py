@@ -1,4 +1,5 @@
-"""Grad-CAM's target layers and flip averaging, chosen on the wide validation set.
+"""Grad-CAM's target layers and its test-time copies (mirror image, shifts), chosen on the wide
+validation set.
 
     python results/cam_layers.py artifacts      # the build's work folder (three seed checkpoints)
 
@@ -7,9 +8,13 @@ every block from ``_blocks.5`` to ``_blocks.15`` on 600 images of the wide
 validation set, for the image and for its mirror image (mirrored back). Every
 combination of one to four blocks is then scored by the pointing game (CAM
 maximum on the shape) and the CAM mass inside the shape, alone and averaged
-with the mirror image's map (:class:`camseg.cam.FlipAveragedCAM`), mean over
-the three seeds. The default of
-:data:`camseg.classifier.ARCHITECTURES` is the best row here.
+with the mirror image's map, mean over the three seeds. Then, for the best
+blocks, Grad-CAM is averaged over copies of the image
+(:class:`camseg.cam.AugmentedCAM`): the mirror image, and the mirror image
+with four shifts (left, right, up, down) of 4, 6 or 8 pixels, each shifted
+copy mirrored too (10 copies). The layers of
+:data:`camseg.classifier.ARCHITECTURES` are the best row of the first table;
+its copies are the mirror image only (results/README.md says why).
 
 Validation data only (CIFAR-10 train photos of the val split): no test set
 takes part. Output: ``results/cam-layers-wide-val.txt``.
@@ -23,7 +28,7 @@ import numpy as np
 import torch
 
 from camseg.analysis import cam_mass_inside, pointing_game
-from camseg.cam import GradCAM
+from camseg.cam import AugmentedCAM, GradCAM
 from camseg.cifar import resolve_cifar10
 from camseg.classifier import ARCHITECTURES, load_checkpoint
 from camseg.data import SPLITS, normalize, read_manifest
@@ -69,3 +74,28 @@ for k in rows[:15] + [(10,), default]:
 best = sorted(scores, key=lambda k: -np.mean([v[2] for v in scores[k]]))[:5]
 print("\nThe five best with the mirror image: " + "; ".join(
     f"{' + '.join(map(str, k))} {np.mean([v[2] for v in scores[k]]):.3f}" for k in best))
+
+best_blocks = rows[0]
+print(f"\nGrad-CAM on blocks {' + '.join(map(str, best_blocks))}, averaged over copies of the image "
+      "(pointing game per seed, mean):\n")
+print("| copies | pointing game per seed | mean | CAM mass inside |\n| --- | --- | ---: | ---: |")
+
+
+def cross(s: int) -> list[tuple[int, int]]:
+    return [(-s, 0), (s, 0), (0, -s), (0, s)]
+
+
+variants = {"the image alone": (False, []), "+ mirror": (True, [])}
+for s in (4, 6, 8):
+    variants[f"+ mirror, 4 shifts of {s} px (10 copies)"] = (True, cross(s))
+models = [load_checkpoint(checkpoint_path(work, "efficientnet_lite0", seed), "cpu")[0] for seed in seeds]
+for name, (flip, shifts) in variants.items():
+    per_seed = []
+    for model in models:
+        cam = AugmentedCAM(GradCAM(model, [model.get_submodule(f"backbone._blocks.{b}") for b in best_blocks]),
+                           flip=flip, shifts=shifts)
+        maps = np.concatenate([cam(normalize(images[k:k + 100])) for k in range(0, len(images), 100)])
+        per_seed.append((pointing_game(maps, masks).mean(), cam_mass_inside(maps, masks).mean()))
+    v = np.array(per_seed)
+    print(f"| {name} | {' / '.join(f'{a:.3f}' for a in v[:, 0])} | {v[:, 0].mean():.3f} | {v[:, 1].mean():.3f} |",
+          flush=True)

@@ -207,8 +207,8 @@ def test_the_source_digest_ignores_prose_but_not_code():
 
 
 def test_cam_study_marks_the_pipelines_cam_as_default():
-    """With flip averaging (EfficientNet) the default row is the mirror-averaged CAM on the default
-    layers, scored like the others; plain Grad-CAM on those layers is a row of its own."""
+    """With an augmented CAM (EfficientNet) the default row is that CAM on the default layers,
+    scored like the others; plain Grad-CAM on those layers is a row of its own."""
     from camseg.analysis import pointing_game
     from camseg.classifier import ARCHITECTURES, build_classifier, default_cam
     from camseg.data import normalize
@@ -223,7 +223,8 @@ def test_cam_study_marks_the_pipelines_cam_as_default():
     study = artifacts.cam_study(model, "efficientnet_lite0", images, masks, batch_size=2)
     defaults = [r for r in study["rows"] if r["default"]]
     layers = list(ARCHITECTURES["efficientnet_lite0"].target_layers)
-    assert len(defaults) == 1 and defaults[0]["method"] == "Grad-CAM + mirror" and defaults[0]["layers"] == layers
+    assert len(defaults) == 1 and defaults[0]["layers"] == layers
+    assert defaults[0]["method"] == default_cam(model, "efficientnet_lite0").description
     assert any(r["method"] == "Grad-CAM" and r["layers"] == layers and not r["default"] for r in study["rows"])
     expected = pointing_game(default_cam(model, "efficientnet_lite0")(normalize(images)), masks).mean()
     assert defaults[0]["pointing_game"] == pytest.approx(expected)

@@ -224,45 +224,80 @@ def test_thousand_calls_leave_no_hooks_and_no_memory_growth(tiny_model):
 
 
 # --------------------------------------------------------------------------
-# FlipAveragedCAM
+# AugmentedCAM
 
 
-def test_flip_average_known_answer(tiny_model, image_batch):
-    """The mean of the CAM and the mirrored image's CAM (same classes), mirrored back; the
+def test_translate_known_answer():
+    from camseg.cam import translate
+
+    x = torch.arange(12.0).reshape(1, 1, 3, 4)
+    right = translate(x, 1, 0)[0, 0]  # content one pixel right, first column repeated
+    assert right.tolist() == [[0, 0, 1, 2], [4, 4, 5, 6], [8, 8, 9, 10]]
+    up = translate(x, 0, -1)[0, 0]  # content one pixel up, last row repeated
+    assert up.tolist() == [[4, 5, 6, 7], [8, 9, 10, 11], [8, 9, 10, 11]]
+    assert translate(x, 0, 0) is x
+    assert translate(torch.zeros(2, 3, 5, 6, 7), 2, 1).shape == (2, 3, 5, 6, 7)
+
+
+def test_augmented_cam_known_answer(tiny_model, image_batch):
+    """The mean over the copies (mirror x shifts) of each copy's maps moved back; the
     original's logits and classes."""
-    from camseg.cam import FlipAveragedCAM
+    from camseg.cam import AugmentedCAM, translate
 
     plain = GradCAM(tiny_model, [tiny_model.conv1, tiny_model.conv2])
-    out = FlipAveragedCAM(plain).compute(image_batch)
+    cam = AugmentedCAM(plain, flip=True, shifts=[(3, 0), (0, -2)])
+    out = cam.compute(image_batch)
     first = plain.compute(image_batch)
-    second = plain.compute(image_batch.flip(-1), first.targets)
-    np.testing.assert_allclose(out.maps, (first.maps + second.maps[:, :, ::-1]) / 2, atol=1e-6)
-    np.testing.assert_allclose(out.layer_maps, (first.layer_maps + second.layer_maps[..., ::-1]) / 2, atol=1e-6)
+    copies = []
+    for dx, dy in ((0, 0), (3, 0), (0, -2)):
+        moved = translate(image_batch, dx, dy)
+        straight = plain.compute(moved, first.targets).layer_maps
+        mirrored = plain.compute(moved.flip(-1), first.targets).layer_maps[..., ::-1].copy()
+        copies += [translate(torch.from_numpy(m), -dx, -dy).numpy() for m in (straight, mirrored)]
+    expected = np.mean(copies, 0)
+    assert cam.n_copies == 6 and cam.description == "Grad-CAM, 6 copies (mirror, 2 shifts)"
+    np.testing.assert_allclose(out.layer_maps, expected, atol=1e-6)
+    np.testing.assert_allclose(out.maps, expected.mean(0), atol=1e-6)
     np.testing.assert_array_equal(out.targets, first.targets)
     np.testing.assert_array_equal(out.logits, first.logits)
     assert_valid_cam(out.maps, 4, 48, 64)
     assert out.layer_maps.shape == (2, 4, 48, 64)
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_flip_average_is_mirror_equivariant(method, tiny_model, image_batch):
-    """Explaining the mirrored image for the same classes gives the mirrored map."""
-    from camseg.cam import FlipAveragedCAM
+def test_augmented_cam_without_copies_is_the_cam(tiny_model, image_batch):
+    from camseg.cam import AugmentedCAM
 
-    cam = FlipAveragedCAM(method(tiny_model, [tiny_model.conv2]))
+    plain = GradCAM(tiny_model, [tiny_model.conv2])
+    cam = AugmentedCAM(plain, flip=False, shifts=[(0, 0)])
+    assert cam.n_copies == 1
+    np.testing.assert_allclose(cam(image_batch), plain(image_batch), atol=1e-7)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_mirror_averaged_cam_is_mirror_equivariant(method, tiny_model, image_batch):
+    """Explaining the mirrored image for the same classes gives the mirrored map."""
+    from camseg.cam import AugmentedCAM
+
+    cam = AugmentedCAM(method(tiny_model, [tiny_model.conv2]), flip=True)
     targets = [0, 1, 2, 3]
     a = cam(image_batch, targets)
     b = cam(image_batch.flip(-1), targets)
     np.testing.assert_allclose(b, a[:, :, ::-1], atol=1e-5)
-    assert not np.allclose(a, GradCAM(tiny_model, [tiny_model.conv2])(image_batch, targets), atol=1e-3)
+    assert not np.allclose(a, method(tiny_model, [tiny_model.conv2])(image_batch, targets), atol=1e-3)
 
 
-def test_flip_average_checks_its_inputs(tiny_model):
-    from camseg.cam import FlipAveragedCAM
+def test_augmented_cam_checks_its_inputs(tiny_model):
+    from camseg.cam import AugmentedCAM
 
     with pytest.raises(TypeError, match="cam must be a BaseCAM"):
-        FlipAveragedCAM(tiny_model)
-    cam = FlipAveragedCAM(GradCAM(tiny_model, [tiny_model.conv2]))
+        AugmentedCAM(tiny_model)
+    plain = GradCAM(tiny_model, [tiny_model.conv2])
+    for bad in ([(1, 2, 3)], [(1.5, 0)], [3], [(True, 0)]):
+        with pytest.raises(ValueError, match=r"shifts must be \(dx, dy\) pairs of integers"):
+            AugmentedCAM(plain, shifts=bad)
+    with pytest.raises(ValueError, match="out of view"):
+        AugmentedCAM(plain, shifts=[(64, 0)])(torch.zeros(1, 3, 48, 64))
+    cam = AugmentedCAM(plain)
     with pytest.raises(ValueError, match=r"shape \(B, 3, H, W\)"):
         cam(torch.zeros(3, 48, 64))
     with pytest.raises(ValueError, match="one class index per image"):

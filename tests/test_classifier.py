@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from camseg.cam import FlipAveragedCAM, GradCAM
+from camseg.cam import AugmentedCAM, GradCAM
 from camseg.classifier import (
     ARCHITECTURES, build_classifier, default_cam, default_target_layers, load_checkpoint, save_checkpoint,
     train_classifier,
@@ -26,7 +26,10 @@ def test_architectures_build_and_explain(arch):
     assert "random" in weights or "scratch" in weights
     cam = default_cam(model, arch)
     assert cam.target_layers == layers
-    assert isinstance(cam, FlipAveragedCAM) == ARCHITECTURES[arch].flip_average
+    spec = ARCHITECTURES[arch]
+    assert isinstance(cam, AugmentedCAM) == (spec.cam_flip or bool(spec.cam_shifts))
+    if isinstance(cam, AugmentedCAM):
+        assert cam.flip == spec.cam_flip and cam.shifts == spec.cam_shifts
     assert_valid_cam(cam(x), 2, 48, 64)
 
 
