@@ -161,6 +161,29 @@ class Book:
         out = self.cam.compute(normalize(self.arrays["images"][list(indices)]))
         return out.maps, out.targets
 
+    def layer_breakdown(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """Test image ``index`` explained (top class) by Grad-CAM on each default target layer, by
+        their mean and, where the pipelines' CAM averages over copies of the image, by that CAM.
+
+        Returns:
+            ``(images, maps, masks, titles)``, one row each, for
+            :func:`camseg.viz.gradcam_panels`: images uint8 (K, H, W, 3) (the same image K
+            times), maps float32 (K, H, W), masks bool (K, H, W), titles (K,).
+        """
+        from camseg.cam import AugmentedCAM, GradCAM
+        from camseg.classifier import ARCHITECTURES
+        from camseg.data import normalize
+
+        image, mask = self.arrays["images"][[index]], self.arrays["masks"][[index]]
+        x = normalize(image)
+        plain = GradCAM(self.model, self.layers).compute(x)
+        maps = [*plain.layer_maps[:, 0], plain.maps[0]]
+        titles = [n.replace("backbone.", "") for n in ARCHITECTURES[self.arch].target_layers] + ["mean of the layers"]
+        if isinstance(self.cam, AugmentedCAM):
+            maps.append(self.cam.compute(x).maps[0])
+            titles.append("with the mirror image" if not self.cam.shifts else f"over {self.cam.n_copies} copies")
+        return np.repeat(image, len(maps), 0), np.stack(maps), np.repeat(mask, len(maps), 0), titles
+
     @cached_property
     def predictions(self) -> dict:
         """Clean-split masks and points per pipeline (:func:`camseg.report.load_predictions`)."""

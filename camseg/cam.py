@@ -475,12 +475,13 @@ class AugmentedCAM(BaseCAM):
         return self.cam.channel_weights(activations, grads)
 
     def compute(self, image: torch.Tensor, targets: Iterable[int] | int | None = None) -> CAMOutput:
-        out = self.cam.compute(image, targets)
+        self._check_image(image)
         height, width = image.shape[-2:]
         too_far = [s for s in self.shifts if abs(s[0]) >= width or abs(s[1]) >= height]
         if too_far:
             raise ValueError(f"shifts {too_far} move the image ({height} x {width}, H x W) out of view; "
                              "give shifts smaller than the image")
+        out = self.cam.compute(image, targets)
         total = out.layer_maps.astype(np.float64)
         for dx, dy in ((0, 0), *self.shifts):
             moved = translate(image, dx, dy)

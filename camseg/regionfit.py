@@ -209,7 +209,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _compare_shortlists(args, sizes: Sequence[int]) -> int:
     from camseg.data import ShapesDataset
     from camseg.regions import FITTED_SCORE, SimilarityScore
-
     from camseg.segmenters import get_segmenter
 
     wide, wide_masks = _validation_images(args)

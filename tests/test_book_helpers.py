@@ -127,3 +127,30 @@ def test_a_build_without_the_shift_suite_still_makes_the_robustness_chapter():
     assert len(robustness.per_seed_frame(s.sets.get("standard", []), s.seeds)) == 0
     fig = viz.by_condition(robustness.condition_frames(s.sets), "regiongrow")
     assert "no shift suite" in " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_layer_breakdown_rows_are_each_layer_their_mean_and_the_pipelines_cam():
+    import torch
+
+    from camseg.cam import GradCAM
+    from camseg.classifier import ARCHITECTURES, build_classifier, default_cam, default_target_layers
+    from camseg.data import normalize
+
+    torch.manual_seed(0)
+    model, _ = build_classifier("efficientnet_lite0", pretrained=False)
+    model.eval()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 48, 64, 3), dtype=np.uint8)
+    masks = np.zeros((2, 48, 64), bool)
+    masks[1, 5:20, 10:30] = True
+    b = book.Book({"model": model, "meta": {"arch": "efficientnet_lite0"},
+                   "arrays": {"images": images, "masks": masks, "labels": np.zeros(2, np.int64)}})
+    rows, maps, row_masks, titles = b.layer_breakdown(1)
+    layers = ARCHITECTURES["efficientnet_lite0"].target_layers
+    assert titles == [n.replace("backbone.", "") for n in layers] + ["mean of the layers", "with the mirror image"]
+    assert rows.shape == (5, 48, 64, 3) and (rows == images[1]).all() and (row_masks == masks[1]).all()
+    x = normalize(images[1:2])
+    plain = GradCAM(model, default_target_layers(model, "efficientnet_lite0")).compute(x)
+    np.testing.assert_allclose(maps[:3], plain.layer_maps[:, 0], atol=1e-6)
+    np.testing.assert_allclose(maps[3], maps[:3].mean(0), atol=1e-6)
+    np.testing.assert_allclose(maps[4], default_cam(model, "efficientnet_lite0")(x)[0], atol=1e-6)
