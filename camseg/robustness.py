@@ -139,7 +139,7 @@ SIZE_EDGES: tuple[float, ...] = (0, 60, 120, 250, 500, 3073)
 CONTRAST_EDGES: tuple[float, ...] = (0, 30, 45, 60, 100, 450)
 """Contrast bins: RGB distance between the shape and a 3-pixel ring around it (:func:`camseg.profiles.contrast`)."""
 
-JPEG_SETS: dict[str, str] = {"plain": "none", "jpeg95": "95", "jpeg75": "75", "jpeg50": "50"}
+JPEG_SETS: dict[str, str] = {"plain": "none", "jpeg95": "95", "jpeg90": "90", "jpeg75": "75", "jpeg50": "50"}
 """Shift sets that differ only in JPEG quality."""
 
 

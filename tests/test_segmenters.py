@@ -24,6 +24,7 @@ from camseg.segmenters import (
 )
 from camseg.segmenters.base import image_key, point_pixels, validate_image, validate_prompt
 from camseg.segmenters.checkpoints import CHECKPOINT_ENV_VAR
+from camseg.segmenters.offline import stable_tolerance
 
 OFFLINE = [FloodFillSegmenter, GrabCutSegmenter, RandomWalkerSegmenter, RegionGrowSegmenter]
 H, W = 48, 64
@@ -99,17 +100,53 @@ def test_two_foreground_points_give_the_union(cls):
 
 
 def test_regiongrow_background_point_separates_similar_colours():
-    """Two touching squares 15 grey levels apart: a background point in one keeps only the other."""
+    """Two touching squares 15 grey levels apart: without the leak guard and smoothing they are one
+    region, and a background point in one keeps only the other."""
     image, mask = square_image()
     twin = np.zeros((H, W), bool)
     twin[10:30, 40:52] = True
     image[twin] = (FG[0] - 15, FG[1], FG[2])
-    seg = RegionGrowSegmenter()
+    seg = RegionGrowSegmenter(smoothing=0, stability=None)
     seg.set_image(image)
     both = seg.predict(*fg((30.0, 20.0))).mask
     np.testing.assert_array_equal(both, mask | twin)  # within the colour tolerance: one region
     res = seg.predict(np.array([[30.0, 20.0], [46.0, 20.0]]), np.array([1, 0]))
     np.testing.assert_array_equal(res.mask, mask)
+
+
+def test_regiongrow_leak_guard_stops_at_a_low_contrast_edge():
+    """A flat square touching a larger patch 8 levels away: without the guard the region spills into
+    the patch; with it (the default) the region is the square from any point inside it, give or take
+    the one column of mixed pixels that smoothing leaves on the low-contrast side."""
+    image, mask = square_image()
+    patch = np.zeros((H, W), bool)
+    patch[5:45, 40:62] = True
+    image[patch] = (FG[0] - 8, FG[1] + 4, FG[2])
+    unguarded = RegionGrowSegmenter(stability=None)
+    unguarded.set_image(image)
+    assert unguarded.predict(*fg((30.0, 20.0))).mask[patch].all()
+    seg = RegionGrowSegmenter()
+    seg.set_image(image)
+    for point in [(30.0, 20.0), (21.0, 11.0), (38.0, 28.0), (25.0, 25.0)]:
+        got = seg.predict(*fg(point)).mask
+        assert got[mask].all() and (got & ~mask).sum() <= 20, point  # 20: one column of the square's height
+
+
+def test_stable_tolerance_known_answers():
+    steps = np.arange(1.0, 8.0)
+    # fills at step 2, calm until step 5, then spills: the cap is the last step within 25 % of step 2's area
+    assert stable_tolerance(np.array([1.0, 40, 41, 42, 44, 300, 900]), steps, 0.2, 0.25, 6) == 5.0
+    # a region that keeps growing slowly (noise filling in): no calm step, the least growth wins
+    areas = np.array([2.0, 10, 30, 60, 90, 120, 150])
+    assert stable_tolerance(areas, steps, 0.2, 0.25, 6) == 7.0
+    # never reaching min_area: no cap
+    assert stable_tolerance(np.ones(7), steps, 0.2, 0.25, 6) == 7.0
+
+
+@pytest.mark.parametrize("kwargs", [{"smoothing": -1}, {"stability": -0.1}, {"plateau": -1}, {"min_area": 0}])
+def test_regiongrow_rejects_bad_guard_settings(kwargs):
+    with pytest.raises(ValueError, match="need smoothing >= 0"):
+        RegionGrowSegmenter(**kwargs)
 
 
 def _jpeg(image: np.ndarray, quality: int = 85, noise: float = 3.0, seed: int = 0) -> np.ndarray:
