@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import red_and_blue_image
 
 from camseg.data import normalize
 from camseg.prompts import (
-    CamArgmax, CamCentroid, CamInterior, CenterPoint, MaskScoring, PromptContext, Prompts, deepest_point,
-    oracle_points, rowcol_to_xy, stack_prompts,
+    CamArgmax,
+    CamCentroid,
+    CamInterior,
+    CenterPoint,
+    MaskScoring,
+    PromptContext,
+    Prompts,
+    deepest_point,
+    oracle_points,
+    rowcol_to_xy,
+    stack_prompts,
 )
-from camseg.regions import CamSupportScore, DeletionScore, KeepScore, LinearScore, SimilarityScore
+from camseg.regions import (
+    CamSupportScore,
+    DeletionScore,
+    KeepScore,
+    LinearScore,
+    SimilarityScore,
+)
 from camseg.segmenters import RegionGrowSegmenter, get_segmenter
-from conftest import red_and_blue_image
 
 
 def _ctx(cams, images=None, **kw):

@@ -22,7 +22,12 @@ from camseg.segmenters import (
     SegmentResult,
     get_segmenter,
 )
-from camseg.segmenters.base import image_key, point_pixels, validate_image, validate_prompt
+from camseg.segmenters.base import (
+    image_key,
+    point_pixels,
+    validate_image,
+    validate_prompt,
+)
 from camseg.segmenters.checkpoints import CHECKPOINT_ENV_VAR
 from camseg.segmenters.offline import stable_tolerance
 

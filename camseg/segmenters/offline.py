@@ -50,12 +50,12 @@ from scipy import ndimage
 from camseg.segmenters.base import BaseSegmenter, point_pixels
 
 __all__ = [
+    "TOLERANCE_STEPS",
     "FloodFillSegmenter",
     "GrabCutSegmenter",
     "OfflineSegmenter",
     "RandomWalkerSegmenter",
     "RegionGrowSegmenter",
-    "TOLERANCE_STEPS",
     "stable_tolerance",
 ]
 
