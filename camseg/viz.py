@@ -462,6 +462,7 @@ def by_condition(frames: Mapping[str, object], backend: str | None = None) -> Fi
         ax.set_ylim(0, 1.05)
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(loc="upper left", fontsize=8)
+    # beside the title, not on the bars (they reach the top of every panel)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=8)
     fig.suptitle("foreground + background pipeline by condition" + _suffix(backend))
     return fig
