@@ -146,6 +146,8 @@ def test_stable_tolerance_known_answers():
     assert stable_tolerance(areas, steps, 0.2, 0.25, 6) == 7.0
     # never reaching min_area: no cap
     assert stable_tolerance(np.ones(7), steps, 0.2, 0.25, 6) == 7.0
+    with pytest.raises(ValueError, match="same length"):
+        stable_tolerance(np.ones(6), steps, 0.2, 0.25, 6)
 
 
 @pytest.mark.parametrize("kwargs", [{"smoothing": -1}, {"stability": -0.1}, {"plateau": -1}, {"min_area": 0}])

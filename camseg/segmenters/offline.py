@@ -328,9 +328,19 @@ def stable_tolerance(areas: np.ndarray, steps: np.ndarray, stability: float, pla
         areas: float (S,), the region's area at each tolerance (:func:`_area_curve`).
         steps: float (S,), increasing tolerances.
 
+    Returns:
+        One of ``steps``; the last one when no step reaches ``min_area`` (no cap).
+
+    Raises:
+        ValueError: ``areas`` and ``steps`` are not 1-D of the same length (at least 3).
+
     >>> stable_tolerance(np.array([1., 40, 41, 42, 44, 300, 900]), np.arange(1., 8), 0.2, 0.25, 6)
     5.0
     """
+    areas, steps = np.asarray(areas, float), np.asarray(steps, float)
+    if areas.ndim != 1 or areas.shape != steps.shape or len(areas) < 3:
+        raise ValueError(f"areas and steps must be 1-D of the same length (at least 3), got shapes "
+                         f"{areas.shape} and {steps.shape}")
     q = np.full(len(areas), np.inf)
     q[1:-1] = (areas[2:] - areas[:-2]) / areas[1:-1]
     q[areas < min_area] = np.inf
