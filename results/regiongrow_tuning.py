@@ -4,7 +4,7 @@ chosen on validation data with the oracle point.
     python results/regiongrow_tuning.py artifacts/data     # the build's dataset folder
 
 For every image the prompt is one foreground point, the ground-truth pixel
-nearest the mask's centre of mass (as ``benchmarks/offline_backends.py``), so
+nearest the mask's centre of mass (:func:`camseg.prompts.oracle_points`), so
 the figures measure the segmenter alone. Sets: the wide validation set
 (:func:`camseg.profiles.validation_set`: CIFAR-10 train photos of the val split
 with the wide recipe's shapes: small, low-contrast, JPEG-compressed, noisy)
@@ -23,6 +23,7 @@ import numpy as np
 from camseg.cifar import resolve_cifar10
 from camseg.data import SPLITS, ShapesDataset, degrade, read_manifest
 from camseg.profiles import WIDE, validation_set
+from camseg.prompts import oracle_points
 from camseg.segmenters.offline import RegionGrowSegmenter
 
 FORMER = {"smoothing": 0.0, "stability": None, "noise_gain": 4.0}
@@ -42,18 +43,12 @@ VARIANTS = {
 }
 
 
-def oracle_point(mask: np.ndarray) -> np.ndarray:
-    """(1, 2) float (x, y): the mask pixel nearest its centre of mass."""
-    ys, xs = np.nonzero(mask)
-    k = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
-    return np.array([[xs[k], ys[k]]], float)
-
-
-def ious(seg: RegionGrowSegmenter, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+def ious(seg: RegionGrowSegmenter, images: np.ndarray, masks: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """IoU (N,) of the masks from one point per image, ``points`` (N, 1, 2) (x, y)."""
     out = []
-    for image, mask in zip(images, masks, strict=True):
+    for image, mask, point in zip(images, masks, points, strict=True):
         seg.set_image(image)
-        pred = seg.predict(oracle_point(mask), np.array([1])).mask
+        pred = seg.predict(point, np.array([1])).mask
         out.append((pred & mask).sum() / (pred | mask).sum())
     return np.array(out)
 
@@ -64,6 +59,7 @@ def main(data: str) -> str:
                                          manifest.get("sizes", SPLITS))
     std, _, std_masks = ShapesDataset(data, "val").arrays(progress=False)
     sets = {"wide val": (wide, wide_masks), "val clean": (std, std_masks), "val degraded": (degrade(std), std_masks)}
+    points = {name: oracle_points(masks).point_coords for name, (_, masks) in sets.items()}
     lines = ["Oracle-point IoU of the region-growing backend (mean; share below 0.5), validation data only",
              f"({', '.join(f'{k}: {len(v[0])} images' for k, v in sets.items())})", "",
              f"| settings | {' | '.join(sets)} | ms per image (wide val) |", "| --- |" + " --- |" * (len(sets) + 1)]
@@ -72,7 +68,7 @@ def main(data: str) -> str:
         cells, ms = [], 0.0
         for set_name, (images, masks) in sets.items():
             t0 = time.perf_counter()
-            v = ious(seg, images, masks)
+            v = ious(seg, images, masks, points[set_name])
             if set_name == "wide val":
                 ms = 1000 * (time.perf_counter() - t0) / len(images)
             cells.append(f"{v.mean():.4f} ({(v < 0.5).mean():.1%})")

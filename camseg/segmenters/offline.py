@@ -307,10 +307,10 @@ def _area_curve(dist: np.ndarray, row: int, col: int, steps: np.ndarray) -> np.n
     (row, col), for each tolerance ``t`` of ``steps``; 1 where the pixel itself is above ``t``."""
     out = np.ones(len(steps))
     for k, t in enumerate(steps):
-        _, labels = cv2.connectedComponents((dist <= t).astype(np.uint8), connectivity=8)
+        _, labels, stats, _ = cv2.connectedComponentsWithStats((dist <= t).astype(np.uint8), connectivity=8)
         lab = labels[row, col]
         if lab:
-            out[k] = np.count_nonzero(labels == lab)
+            out[k] = stats[lab, cv2.CC_STAT_AREA]
     return out
 
 
