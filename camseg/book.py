@@ -18,7 +18,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
@@ -183,6 +183,30 @@ class Book:
             maps.append(self.cam.compute(x).maps[0])
             titles.append("with the mirror image" if not self.cam.shifts else f"over {self.cam.n_copies} copies")
         return np.repeat(image, len(maps), 0), np.stack(maps), np.repeat(mask, len(maps), 0), titles
+
+    def other_class(self, indices: Sequence[int], offset: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                              list[str]]:
+        """Test images ``indices`` explained by Grad-CAM (the default target layers) for the class
+        ``offset`` places after their label in the class list: a class they do not contain.
+
+        Returns:
+            ``(images, maps, masks, titles)`` for :func:`camseg.viz.gradcam_panels`: images uint8
+            (K, H, W, 3), maps float32 (K, H, W), masks bool (K, H, W), and per image a title
+            naming its label, the class explained and the classifier's probability for it.
+        """
+        import torch
+
+        from camseg.cam import GradCAM
+        from camseg.data import CLASSES, normalize
+
+        idx = list(indices)
+        labels = self.arrays["labels"][idx]
+        other = [(int(lab) + offset) % len(CLASSES) for lab in labels]
+        out = GradCAM(self.model, self.layers).compute(normalize(self.arrays["images"][idx]), targets=other)
+        prob = torch.softmax(torch.from_numpy(out.logits), 1).numpy()
+        titles = [f"test {i}: {CLASSES[lab]}\nexplains {CLASSES[t]}, p = {prob[k, t]:.2f}"
+                  for k, (i, lab, t) in enumerate(zip(idx, labels, other, strict=True))]
+        return self.arrays["images"][idx], out.maps, self.arrays["masks"][idx], titles
 
     @cached_property
     def predictions(self) -> dict:

@@ -154,3 +154,30 @@ def test_layer_breakdown_rows_are_each_layer_their_mean_and_the_pipelines_cam():
     np.testing.assert_allclose(maps[:3], plain.layer_maps[:, 0], atol=1e-6)
     np.testing.assert_allclose(maps[3], maps[:3].mean(0), atol=1e-6)
     np.testing.assert_allclose(maps[4], default_cam(model, "efficientnet_lite0")(x)[0], atol=1e-6)
+
+
+def test_other_class_explains_the_class_offset_places_after_the_label():
+    import torch
+
+    from camseg.cam import GradCAM
+    from camseg.classifier import build_classifier, default_target_layers
+    from camseg.data import CLASSES, normalize
+
+    torch.manual_seed(0)
+    model, _ = build_classifier("efficientnet_lite0", pretrained=False)
+    model.eval()
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
+    masks = rng.random((3, 48, 64)) > 0.5
+    labels = np.array([0, 3, 4])
+    b = book.Book({"model": model, "meta": {"arch": "efficientnet_lite0"},
+                   "arrays": {"images": images, "masks": masks, "labels": labels}})
+    rows, maps, row_masks, titles = b.other_class([2, 0], offset=2)
+    assert (rows == images[[2, 0]]).all() and (row_masks == masks[[2, 0]]).all()
+    # labels 4 and 0: two places further (wrapping) are classes 1 and 2
+    out = GradCAM(model, default_target_layers(model, "efficientnet_lite0")).compute(normalize(images[[2, 0]]),
+                                                                                    targets=[1, 2])
+    np.testing.assert_allclose(maps, out.maps, atol=1e-6)
+    p = torch.softmax(torch.from_numpy(out.logits), 1).numpy()
+    assert titles == [f"test 2: {CLASSES[4]}\nexplains {CLASSES[1]}, p = {p[0, 1]:.2f}",
+                      f"test 0: {CLASSES[0]}\nexplains {CLASSES[2]}, p = {p[1, 2]:.2f}"]
