@@ -260,6 +260,7 @@ def train_classifier(
     recipe: str = "standard",
     device: str | torch.device = "auto",
     amp: bool = True,
+    recipe_details: dict | None = None,
 ) -> TrainResult:
     """Train a classifier on a dataset's train split and select it on val.
 
@@ -295,6 +296,10 @@ def train_classifier(
             :func:`camseg.profiles.validation_set`); each epoch also records
             the Grad-CAM pointing game and mass inside on its first 200 images.
         recipe: a name for the training data, stored in the checkpoint.
+        recipe_details: JSON-able settings behind ``recipe`` (e.g. the shape
+            distribution's parameters), stored in the checkpoint as
+            ``recipe_details``, so a cached checkpoint can be told apart from one
+            trained on a distribution since changed.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``
             (:func:`camseg.devices.resolve_device`); the data is moved there
             once, the shuffling stays on the CPU so a seed gives the same
@@ -398,6 +403,7 @@ def train_classifier(
         "batch_size": batch_size, "lr": lr, "frozen": list(freeze), "best_epoch": best_epoch, "val_accuracy": best_acc,
         "test_accuracy": test_acc, "train_seconds": sum(r["seconds"] for r in history), "history": history,
         "target_layers": list(spec.target_layers), "data": str(data), "recipe": recipe, "device": str(dev),
+        "recipe_details": recipe_details,
         "amp": use_amp,
     }
     if log:

@@ -87,9 +87,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     extra = {}
     if args.recipe == "wide":
         from camseg.profiles import wide_training
+        from camseg.suite import recipe_details
 
         fresh, val = wide_training(args.data, seed=args.seed)
-        extra = {"fresh": fresh, "val": val, "recipe": "wide"}
+        extra = {"fresh": fresh, "val": val, "recipe": "wide", "recipe_details": recipe_details("wide")}
     result = train_classifier(args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               seed=args.seed, pretrained=False if args.no_pretrained else "auto",
                               input_scale=args.input_scale, out=args.out, device=args.device, **extra)

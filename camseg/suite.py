@@ -26,7 +26,7 @@ from pathlib import Path
 from camseg.paths import atomic_path
 
 __all__ = ["DEFAULT_SEEDS", "SUITE_SIZE", "SuiteResults", "checkpoint_path", "explain_for", "file_digest",
-           "seed_checkpoints", "shift_datasets", "suite_results"]
+           "recipe_details", "seed_checkpoints", "shift_datasets", "suite_results"]
 
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
 """Classifier seeds of the main build."""
@@ -78,6 +78,7 @@ def seed_checkpoints(data: Path, work: Path, arch: str, seeds: Sequence[int], re
     the architecture's default; a checkpoint trained for other epochs is retrained)."""
     from camseg.classifier import load_checkpoint, train_classifier
 
+    details = recipe_details(recipe)
     out = {}
     for seed in seeds:
         ckpt = checkpoint_path(work, arch, seed)
@@ -86,11 +87,12 @@ def seed_checkpoints(data: Path, work: Path, arch: str, seeds: Sequence[int], re
                 _, meta = load_checkpoint(ckpt)
                 if (meta.get("seed") == seed and meta.get("arch") == arch and meta.get("recipe", "standard") == recipe
                         and Path(str(meta.get("data"))).name == Path(data).name
-                        and (epochs is None or meta.get("epochs") == epochs)):
+                        and (epochs is None or meta.get("epochs") == epochs)
+                        and meta.get("recipe_details") == details):
                     out[seed] = ckpt
                     continue
-                log(f"{ckpt} was trained otherwise (seed {meta.get('seed')}, recipe {meta.get('recipe', 'standard')}); "
-                    "retraining")
+                log(f"{ckpt} was trained otherwise (seed {meta.get('seed')}, recipe {meta.get('recipe', 'standard')}"
+                    f"{'' if meta.get('recipe_details') == details else ', another shape distribution'}); retraining")
             except ValueError as exc:
                 log(f"retraining: {exc}")
         log(f"training {arch} seed {seed} ({recipe} recipe) into {ckpt} (minutes on a CPU)")
@@ -101,9 +103,21 @@ def seed_checkpoints(data: Path, work: Path, arch: str, seeds: Sequence[int], re
             fresh, val = wide_training(data, seed=seed)
             extra = {"fresh": fresh, "val": val, "recipe": "wide"}
         train_classifier(data, arch=arch, seed=seed, epochs=epochs, out=ckpt, progress=False, log=log, device=device,
-                         **extra)
+                         recipe_details=details, **extra)
         out[seed] = ckpt
     return out
+
+
+def recipe_details(recipe: str) -> dict | None:
+    """The settings behind a training recipe, as stored in its checkpoints: for ``"wide"``, the
+    parameters of :data:`camseg.profiles.WIDE` (JSON types); None for ``"standard"``."""
+    if recipe != "wide":
+        return None
+    from dataclasses import asdict
+
+    from camseg.profiles import WIDE
+
+    return json.loads(json.dumps(asdict(WIDE)))
 
 
 def _stamp(backend: str, device: str, digest: str, explain: str, data: Path) -> dict:

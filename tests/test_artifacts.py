@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from camseg import artifacts, suite
+from camseg.classifier import load_checkpoint
 from camseg.profiles import SHIFT_PROFILES
 from camseg.artifacts import ArtifactKey, Artifacts, Settings
 
@@ -124,6 +125,13 @@ def test_a_small_real_build_is_typed_keyed_and_cached(tmp_path, fake_cifar, monk
                                       log=lines.append)
     assert again.clean.raw == res.clean.raw
     assert res.meta["recipe"] == "wide" and res.suite is None
+    # a checkpoint trained on another shape distribution (WIDE changed since) is not reused
+    assert res.meta["recipe_details"] == suite.recipe_details("wide") and res.meta["recipe_details"]["border"] > 0
+    monkeypatch.setattr(suite, "recipe_details", lambda recipe: {**res.meta["recipe_details"], "border": 0.0})
+    logs: list[str] = []
+    suite.seed_checkpoints(res.data, tmp_path, "resnet18", [0], "wide", logs.append, 1, "cpu")
+    assert any("another shape distribution); retraining" in line for line in logs), logs
+    assert load_checkpoint(res.checkpoint)[1]["recipe_details"]["border"] == 0.0
 
 
 @pytest.mark.slow
