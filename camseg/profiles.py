@@ -100,9 +100,17 @@ class ShapeDistribution:
 
 
 WIDE = ShapeDistribution("wide", across=(8.0, 32.0), low_contrast=0.3, contrast_low=(15.0, 45.0), min_contrast=45.0,
-                         tilt_deg=15.0, border=0.2, jpeg=0.5, quality=(30, 95), noise=0.3, noise_std=(2.0, 10.0),
+                         tilt_deg=15.0, border=0.4, jpeg=0.5, quality=(30, 95), noise=0.3, noise_std=(2.0, 10.0),
                          blur=0.2, blur_sigma=(0.3, 0.8), distractor=0.0)
-"""The training distribution of the robust classifier."""
+"""The training distribution of the robust classifier.
+
+``border`` 0.4 (0.2 before) was chosen on validation data, three seeds each
+(``results/wide-border-val.txt``): on a border validation set the
+classifiers' accuracy rose from 0.914 to 0.925, the pipeline's foreground hit
+from 0.951 to 0.967 and the CAM peak's hit from 0.680 to 0.759; on a
+low-contrast one accuracy went from 0.978 to 0.973 and the foreground hit from
+0.981 to 0.976 (within a seed's spread), the CAM peak's hit from 0.773 to 0.834.
+"""
 
 _PLAIN = ShapeDistribution("plain", across=(8.0, 32.0), min_contrast=60.0, tilt_deg=15.0)
 

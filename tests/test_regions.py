@@ -243,9 +243,13 @@ def test_regionfit_pools_classifiers_and_compares_each(tiny_dataset, tiny_checkp
     import json
     import shutil
 
-    from camseg import regionfit
+    from dataclasses import replace
+
+    from camseg import profiles, regionfit
 
     monkeypatch.setenv("CAMSEG_CIFAR10", str(fake_cifar))
+    # large shapes inside the image: the tiny classifier's regions then hold hits and misses to fit
+    monkeypatch.setattr(profiles, "WIDE", replace(profiles.WIDE, across=(20.0, 32.0), border=0.0))
     second = tmp_path / "second.pt"
     shutil.copy(tiny_checkpoint, second)
     out = tmp_path / "fit.json"
