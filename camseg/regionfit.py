@@ -192,7 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub = [{k: f[k] for k in names} for f in feats]
         score = fit_linear_score(sub, hits, names)
         fitted[name] = LinearScore(score.weights, score.bias, name=name)
-    scorers = [SimilarityScore(), KeepScore(), RemovalScore(), CamSupportScore(), *fitted.values()]
+    from camseg.regions import FITTED_SCORE
+
+    # the default in force, beside the fresh fit: a refit is worth adopting only if it beats it on held-out data
+    current = LinearScore(FITTED_SCORE.weights, FITTED_SCORE.bias, name="current_default")
+    scorers = [SimilarityScore(), KeepScore(), RemovalScore(), CamSupportScore(), current, *fitted.values()]
     on_fit = {ckpt: compare_scorers(fit_ctx, masks[:half], scorers, base) for ckpt, (fit_ctx, _) in contexts.items()}
     on_cmp = {ckpt: compare_scorers(cmp_ctx, masks[half:], scorers, base) for ckpt, (_, cmp_ctx) in contexts.items()}
 
