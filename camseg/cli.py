@@ -79,18 +79,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from camseg.classifier import train_classifier
     from camseg.io import check_output_file
+    from camseg.suite import recipe_inputs
 
     check_output_file(args.out, "--out")  # before minutes of training
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    extra = {}
-    if args.recipe == "wide":
-        from camseg.profiles import wide_training
-        from camseg.suite import recipe_details
-
-        fresh, val = wide_training(args.data, seed=args.seed)
-        extra = {"fresh": fresh, "val": val, "recipe": "wide", "recipe_details": recipe_details("wide")}
+    extra = recipe_inputs(args.recipe, args.data, args.seed)
     result = train_classifier(args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               seed=args.seed, pretrained=False if args.no_pretrained else "auto",
                               input_scale=args.input_scale, out=args.out, device=args.device, **extra)

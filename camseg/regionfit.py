@@ -153,8 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import time
 
-    from camseg.regions import (CamSupportScore, KeepScore, LinearScore, RemovalScore, SimilarityScore,
-                                fit_linear_score)
+    from camseg.regions import (FITTED_SCORE, CamSupportScore, KeepScore, LinearScore, RemovalScore,
+                                SimilarityScore, fit_linear_score)
 
     parser = argparse.ArgumentParser(prog="python -m camseg.regionfit", description=main.__doc__)
     parser.add_argument("--data", required=True)
@@ -192,8 +192,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub = [{k: f[k] for k in names} for f in feats]
         score = fit_linear_score(sub, hits, names)
         fitted[name] = LinearScore(score.weights, score.bias, name=name)
-    from camseg.regions import FITTED_SCORE
-
     # the default in force, beside the fresh fit: a refit is worth adopting only if it beats it on held-out data
     current = LinearScore(FITTED_SCORE.weights, FITTED_SCORE.bias, name="current_default")
     scorers = [SimilarityScore(), KeepScore(), RemovalScore(), CamSupportScore(), current, *fitted.values()]

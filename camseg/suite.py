@@ -26,7 +26,7 @@ from pathlib import Path
 from camseg.paths import atomic_path
 
 __all__ = ["DEFAULT_SEEDS", "SUITE_SIZE", "SuiteResults", "checkpoint_path", "explain_for", "file_digest",
-           "recipe_details", "seed_checkpoints", "shift_datasets", "suite_results"]
+           "recipe_details", "recipe_inputs", "seed_checkpoints", "shift_datasets", "suite_results"]
 
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
 """Classifier seeds of the main build."""
@@ -96,14 +96,8 @@ def seed_checkpoints(data: Path, work: Path, arch: str, seeds: Sequence[int], re
             except ValueError as exc:
                 log(f"retraining: {exc}")
         log(f"training {arch} seed {seed} ({recipe} recipe) into {ckpt} (minutes on a CPU)")
-        extra = {}
-        if recipe == "wide":
-            from camseg.profiles import wide_training
-
-            fresh, val = wide_training(data, seed=seed)
-            extra = {"fresh": fresh, "val": val, "recipe": "wide"}
         train_classifier(data, arch=arch, seed=seed, epochs=epochs, out=ckpt, progress=False, log=log, device=device,
-                         recipe_details=details, **extra)
+                         **recipe_inputs(recipe, data, seed))
         out[seed] = ckpt
     return out
 
@@ -118,6 +112,19 @@ def recipe_details(recipe: str) -> dict | None:
     from camseg.profiles import WIDE
 
     return json.loads(json.dumps(asdict(WIDE)))
+
+
+def recipe_inputs(recipe: str, data: Path, seed: int) -> dict:
+    """:func:`camseg.classifier.train_classifier`'s keyword arguments for ``recipe`` on the dataset
+    at ``data``: for ``"wide"``, fresh shapes every epoch and the wide validation set
+    (:func:`camseg.profiles.wide_training`), the recipe's name and :func:`recipe_details`; none
+    for ``"standard"`` (the dataset's own splits)."""
+    if recipe != "wide":
+        return {}
+    from camseg.profiles import wide_training
+
+    fresh, val = wide_training(data, seed=seed)
+    return {"fresh": fresh, "val": val, "recipe": "wide", "recipe_details": recipe_details("wide")}
 
 
 def _stamp(backend: str, device: str, digest: str, explain: str, data: Path) -> dict:

@@ -129,22 +129,29 @@ def test_a_build_without_the_shift_suite_still_makes_the_robustness_chapter():
     assert "no shift suite" in " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
 
 
-def test_layer_breakdown_rows_are_each_layer_their_mean_and_the_pipelines_cam():
+def _untrained_book(images, masks, labels):
+    """A Book over these arrays with a randomly initialised EfficientNet-Lite0 (seed 0), in eval mode."""
     import torch
 
-    from camseg.cam import GradCAM
-    from camseg.classifier import ARCHITECTURES, build_classifier, default_cam, default_target_layers
-    from camseg.data import normalize
+    from camseg.classifier import build_classifier
 
     torch.manual_seed(0)
     model, _ = build_classifier("efficientnet_lite0", pretrained=False)
     model.eval()
+    return model, book.Book({"model": model, "meta": {"arch": "efficientnet_lite0"},
+                             "arrays": {"images": images, "masks": masks, "labels": labels}})
+
+
+def test_layer_breakdown_rows_are_each_layer_their_mean_and_the_pipelines_cam():
+    from camseg.cam import GradCAM
+    from camseg.classifier import ARCHITECTURES, default_cam, default_target_layers
+    from camseg.data import normalize
+
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (2, 48, 64, 3), dtype=np.uint8)
     masks = np.zeros((2, 48, 64), bool)
     masks[1, 5:20, 10:30] = True
-    b = book.Book({"model": model, "meta": {"arch": "efficientnet_lite0"},
-                   "arrays": {"images": images, "masks": masks, "labels": np.zeros(2, np.int64)}})
+    model, b = _untrained_book(images, masks, np.zeros(2, np.int64))
     rows, maps, row_masks, titles = b.layer_breakdown(1)
     layers = ARCHITECTURES["efficientnet_lite0"].target_layers
     assert titles == [n.replace("backbone.", "") for n in layers] + ["mean of the layers", "with the mirror image"]
@@ -160,18 +167,14 @@ def test_other_class_explains_the_class_offset_places_after_the_label():
     import torch
 
     from camseg.cam import GradCAM
-    from camseg.classifier import build_classifier, default_target_layers
+    from camseg.classifier import default_target_layers
     from camseg.data import CLASSES, normalize
 
-    torch.manual_seed(0)
-    model, _ = build_classifier("efficientnet_lite0", pretrained=False)
-    model.eval()
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
     masks = rng.random((3, 48, 64)) > 0.5
     labels = np.array([0, 3, 4])
-    b = book.Book({"model": model, "meta": {"arch": "efficientnet_lite0"},
-                   "arrays": {"images": images, "masks": masks, "labels": labels}})
+    model, b = _untrained_book(images, masks, labels)
     rows, maps, row_masks, titles = b.other_class([2, 0], offset=2)
     assert (rows == images[[2, 0]]).all() and (row_masks == masks[[2, 0]]).all()
     # labels 4 and 0: two places further (wrapping) are classes 1 and 2

@@ -310,20 +310,16 @@ class _AreaCurve:
     def __init__(self, dist: np.ndarray, row: int, col: int, steps: np.ndarray) -> None:
         self.dist, self.row, self.col, self.steps = dist, row, col, steps
         self._areas: dict[int, float] = {}
-        self._whole = dist.size
 
     def __len__(self) -> int:
         return len(self.steps)
 
     def __getitem__(self, k: int) -> float:
         if k not in self._areas:
-            if any(a == self._whole for j, a in self._areas.items() if j < k):  # grows no further
-                self._areas[k] = float(self._whole)
-            else:
-                _, labels, stats, _ = cv2.connectedComponentsWithStats(
-                    (self.dist <= self.steps[k]).astype(np.uint8), connectivity=8)
-                lab = labels[self.row, self.col]
-                self._areas[k] = float(stats[lab, cv2.CC_STAT_AREA]) if lab else 1.0
+            _, labels, stats, _ = cv2.connectedComponentsWithStats((self.dist <= self.steps[k]).astype(np.uint8),
+                                                                   connectivity=8)
+            lab = labels[self.row, self.col]
+            self._areas[k] = float(stats[lab, cv2.CC_STAT_AREA]) if lab else 1.0
         return self._areas[k]
 
 
