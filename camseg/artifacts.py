@@ -543,15 +543,14 @@ def run_evaluation(data: Path, ckpt: Path, key: ArtifactKey, degraded: bool, eva
     Args:
         segmenter: the segmenter to use (one instance shared by a build's evaluations); None:
             made here from ``key.backend`` (in a worker process).
-        threads: torch CPU threads (None: unchanged); a top-level function so that it can run
+        threads: CPU threads of torch and OpenCV (None: unchanged); a top-level function so that it can run
             in a worker process.
     """
-    import torch
-
+    from camseg.devices import set_cpu_threads
     from camseg.evaluate import evaluate, write_json
 
     if threads is not None:
-        torch.set_num_threads(threads)
+        set_cpu_threads(threads)
     tag = "degraded" if degraded else "clean"
     if segmenter is None:
         segmenter, _ = make_segmenter(key.backend, key.device)

@@ -75,15 +75,14 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
     from camseg.classifier import train_classifier
+    from camseg.devices import set_cpu_threads
     from camseg.io import check_output_file
     from camseg.suite import recipe_inputs
 
     check_output_file(args.out, "--out")  # before minutes of training
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_cpu_threads(args.threads)
     t0 = time.perf_counter()
     extra = recipe_inputs(args.recipe, args.data, args.seed)
     result = train_classifier(args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -362,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--input-scale", type=float_range(0.25, 8), default=None,
                    help="input upsampling factor, 0.25..8 (default: the arch's)")
     t.add_argument("--no-pretrained", action="store_true", help="random initialisation")
-    t.add_argument("--threads", type=int_range(0, 1024), default=0, help="torch CPU threads (default 0: torch's choice)")
+    t.add_argument("--threads", type=int_range(0, 1024), default=0,
+                   help="CPU threads of torch and OpenCV (default 0: their own choice)")
     t.add_argument("--recipe", default="standard", choices=["standard", "wide"],
                    help="standard: the dataset's train split; wide: fresh shapes of camseg.profiles.WIDE every "
                         "epoch, selected on a wide validation set (default standard)")

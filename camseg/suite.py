@@ -148,13 +148,12 @@ def evaluate_to(path: Path, data: Path, ckpt: Path, stamp: dict, split: str = "t
     """Evaluate ``ckpt`` on ``data`` and write the JSON, stamped with ``stamp`` (backend, device,
     checkpoint digest, explained class, version, dataset manifest), to ``path``; a top-level
     function so that it can run in a worker process."""
-    import torch
-
     from camseg.artifacts import make_segmenter
+    from camseg.devices import set_cpu_threads
     from camseg.evaluate import evaluate, write_json
 
     if threads is not None:
-        torch.set_num_threads(threads)
+        set_cpu_threads(threads)
     seg, _ = make_segmenter(stamp["backend"], stamp["device"])
     res = evaluate(data, ckpt, seg, split=split, explain=stamp["explain"], progress=False, device=stamp["device"])
     res["suite_key"] = stamp

@@ -158,3 +158,20 @@ def test_frozen_modules_do_not_change(tiny_dataset):
     with pytest.raises(ValueError, match="freeze: .*dotted module names"):
         train_classifier(tiny_dataset, arch="resnet18", epochs=1, pretrained=False, freeze=["backbone.nope"],
                          progress=False, log=None)
+
+
+def test_set_cpu_threads_sets_torch_and_opencv_and_rejects_bad_counts():
+    import cv2
+
+    from camseg.devices import set_cpu_threads
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    try:
+        set_cpu_threads(1)
+        assert (torch.get_num_threads(), cv2.getNumThreads()) == (1, 1)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+    for bad in (0, -2, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+            set_cpu_threads(bad)
