@@ -163,7 +163,8 @@ def test_mask_scoring_prunes_without_changing_the_choice(tiny_model, scorer):
     """Branch and bound scores few regions, yet picks the region (and the distractor) that
     scoring every region would: checked against an exhaustive scoring of the same regions."""
     images, cams = _blobs(np.random.default_rng(1))
-    ms = MaskScoring(n_background=2, scorer=scorer, threshold=0.1)
+    # many candidates (the former default): enough regions that pruning has something to skip
+    ms = MaskScoring(n_background=2, scorer=scorer, threshold=0.1, max_candidates=96)
     seen = []
     handle = tiny_model.register_forward_hook(lambda mod, inp, out: seen.append(len(inp[0])))
     # unsmoothed region growing keeps the noisy background in many pieces: many regions compete

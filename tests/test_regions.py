@@ -265,3 +265,22 @@ def test_regionfit_pools_classifiers_and_compares_each(tiny_dataset, tiny_checkp
     assert set(fit["fitted"]["fitted"]["weights"]) == set(regionfit.FITTED_FEATURES)
     with pytest.raises(ValueError, match=r"--n must lie in 2\.\.5"):
         regionfit.main(argv[:5] + ["--n", "50"])
+
+
+def test_candidate_cap_is_the_one_chosen_on_validation_data():
+    """``max_candidates`` is the smallest cap of ``results/candidates-val.txt`` that loses at most
+    one validation image of any set against the largest cap (the rule its docstring states)."""
+    import re
+    from pathlib import Path
+
+    from camseg.regions import MaskScoring
+
+    text = (Path(__file__).parents[1] / "results" / "candidates-val.txt").read_text()
+    rows = re.findall(r"^\| (\w+) \((\d+)\) \| (\d+) \| [\d.]+ ± [\d.]+ \| ([\d. /]+) \|", text, re.M)
+    hits: dict[str, dict[int, int]] = {}
+    for name, n, cap, per_seed in rows:
+        hits.setdefault(name, {})[int(cap)] = round(sum(float(v) * int(n) for v in per_seed.split(" / ")))
+    assert set(hits) == {"wide", "border", "lowcontrast"}
+    caps = sorted(next(iter(hits.values())))
+    ok = [c for c in caps if all(h[max(caps)] - h[c] <= 1 for h in hits.values())]
+    assert MaskScoring().max_candidates == Proposal().max_candidates == min(ok) == 64
