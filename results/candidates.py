@@ -27,19 +27,16 @@ SETS = (("wide", 400), ("border", 200), ("lowcontrast", 200))
 
 def _seed(args):
     work, seed = args
-    import cv2
-    import torch
-
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
     from camseg.cifar import resolve_cifar10
     from camseg.data import SPLITS, read_manifest
+    from camseg.devices import set_cpu_threads
     from camseg.profiles import SHIFT_PROFILES, WIDE, validation_set
     from camseg.regionfit import _classifier, _fg_hits, validation_contexts
     from camseg.regions import MaskScoring
     from camseg.segmenters import get_segmenter
     from camseg.suite import checkpoint_path
 
+    set_cpu_threads(1)
     man = read_manifest(Path(work) / "data") or {}
     src, dseed, sizes = resolve_cifar10(), int(man.get("seed", 0)), man.get("sizes", SPLITS)
     model, cam = _classifier(checkpoint_path(Path(work), "efficientnet_lite0", seed))
@@ -69,10 +66,12 @@ def main(work: str) -> str:
     seeds = (0, 1, 2)
     with ProcessPoolExecutor(2) as pool:
         per_seed = list(pool.map(_seed, [(work, s) for s in seeds]))
-    ms = lambda v: f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f}"  # noqa: E731
-    lines = [f"MaskScoring(n_background=2, max_candidates=cap), validation sets only, seeds {seeds}: foreground hit, "
-             "background points inside the shape, CPU seconds an image of choosing the points (mean ± sd over seeds).",
-             "", "| set | cap | fg hit | fg hit per seed | bg in shape | CPU s an image | x cap 96 |",
+    def ms(v):
+        return f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f}"
+
+    title = (f"MaskScoring(n_background=2, max_candidates=cap), validation sets only, seeds {seeds}: foreground hit, "
+             "background points inside the shape, CPU seconds an image of choosing the points (mean ± sd over seeds).")
+    lines = [title, "", "| set | cap | fg hit | fg hit per seed | bg in shape | CPU s an image | x cap 96 |",
              "| --- | ---: | --- | --- | --- | ---: | ---: |"]
     for name, n in SETS:
         base = np.mean([r[name, CAPS[0]][2] for r in per_seed])
