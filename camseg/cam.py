@@ -48,7 +48,7 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -418,9 +418,10 @@ class AugmentedCAM(BaseCAM):
     """Test-time augmentation: the mean of a CAM over mirrored and shifted copies of the image,
     each map moved back onto the original.
 
-    The copies are explained for the same classes as the original (its top
-    class, unless ``targets`` are given), and ``logits`` are the original's,
-    so the classifier's prediction is the un-augmented one. Meant for
+    The copies are explained for the same classes as the original: ``targets``
+    when given, else the top class of ``classify``'s scores when given, else the
+    original's top class; ``logits`` are ``classify``'s scores when given, else
+    the original's (the prediction is then the un-augmented one). Meant for
     classifiers trained on such copies (camseg's see mirrored shapes at every
     position): small shifts move the object across the coarse grid of the
     deep layers (16 and 32 pixels of the upsampled input), so the averaged
@@ -434,15 +435,21 @@ class AugmentedCAM(BaseCAM):
         shifts: translations (dx, dy) in pixels, (x, y) order, besides the
             unshifted image; a copy's uncovered edge repeats the edge pixels
             (:func:`translate`), and so does its map moved back.
+        classify: ``classify(image) -> scores``, float (B, C) for the batch
+            (e.g. ``functools.partial(camseg.classifier.flip_logits, model)``):
+            the class decision, when it is not the original's forward pass.
 
     ``compute(image, targets)`` returns a :class:`CAMOutput` whose
     ``layer_maps`` float32 (L, B, H, W) are each layer's mean over the copies
     and ``maps`` (B, H, W) their mean over the layers, in [0, 1].
     """
 
-    def __init__(self, cam: BaseCAM, flip: bool = True, shifts: Iterable[tuple[int, int]] = ()) -> None:
+    def __init__(self, cam: BaseCAM, flip: bool = True, shifts: Iterable[tuple[int, int]] = (),
+                 classify: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         if not isinstance(cam, BaseCAM):
             raise TypeError(f"cam must be a BaseCAM (e.g. GradCAM(model, layers)), got {type(cam).__name__}")
+        if classify is not None and not callable(classify):
+            raise TypeError(f"classify must be a callable image -> scores (B, C), got {type(classify).__name__}")
         moves = []
         for shift in shifts:
             try:
@@ -457,14 +464,19 @@ class AugmentedCAM(BaseCAM):
         self.cam = cam
         self.flip = bool(flip)
         self.shifts: tuple[tuple[int, int], ...] = tuple(moves)
+        self.classify = classify
 
     @property
     def description(self) -> str:
-        """A short name, e.g. "Grad-CAM, 10 copies (mirror, 4 shifts)"."""
+        """A short name, e.g. "Grad-CAM, 10 copies (mirror, 4 shifts)"; with ``classify``, its
+        ``description`` attribute (or "own class decision") after a semicolon."""
         parts = (["mirror"] if self.flip else []) + ([f"{len(self.shifts)} shifts"] if self.shifts else [])
         inner = {"GradCAM": "Grad-CAM", "GradCAMPlusPlus": "Grad-CAM++"}.get(type(self.cam).__name__,
                                                                            type(self.cam).__name__)
-        return f"{inner}, {self.n_copies} copies ({', '.join(parts)})"
+        name = f"{inner}, {self.n_copies} copies ({', '.join(parts)})" if parts else inner
+        if self.classify is not None:
+            name += "; " + str(getattr(self.classify, "description", "own class decision"))
+        return name
 
     @property
     def n_copies(self) -> int:
@@ -481,6 +493,15 @@ class AugmentedCAM(BaseCAM):
         if too_far:
             raise ValueError(f"shifts {too_far} move the image ({height} x {width}, H x W) out of view; "
                              "give shifts smaller than the image")
+        logits = None
+        if self.classify is not None:
+            scores = self.classify(image)
+            if tuple(scores.shape[:1]) != (len(image),) or scores.ndim != 2:
+                raise ValueError(f"classify must return scores (B, C) for B = {len(image)} images, "
+                                 f"got shape {tuple(scores.shape)}")
+            logits = scores.detach().float().cpu().numpy()
+            if targets is None:
+                targets = logits.argmax(1)
         out = self.cam.compute(image, targets)
         total = out.layer_maps.astype(np.float64)
         for dx, dy in ((0, 0), *self.shifts):
@@ -493,4 +514,5 @@ class AugmentedCAM(BaseCAM):
                                                              else copy.layer_maps))
                 total += translate(maps, -dx, -dy).numpy()
         layer_maps = (total / self.n_copies).astype(np.float32)
-        return CAMOutput(maps=layer_maps.mean(0), layer_maps=layer_maps, targets=out.targets, logits=out.logits)
+        return CAMOutput(maps=layer_maps.mean(0), layer_maps=layer_maps, targets=out.targets,
+                         logits=out.logits if logits is None else logits)

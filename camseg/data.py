@@ -410,7 +410,7 @@ def build_dataset(
         profile: ``"standard"`` (the published dataset) or a named
             distribution of :mod:`camseg.profiles`: ``"wide"`` or a shift-suite
             profile (``"plain"``, ``"small"``, ``"lowcontrast"``, ``"border"``,
-            ``"jpeg95"``, ``"jpeg90"``, ``"jpeg75"``, ``"jpeg50"``, ``"noise"``,
+            ``"lowcontrast_border"``, ``"jpeg95"``, ``"jpeg90"``, ``"jpeg75"``, ``"jpeg50"``, ``"noise"``,
             ``"distractor"``), usually with ``sizes={"test": n}``: test
             backgrounds always come from CIFAR-10's test images. The manifest
             records it (only when not standard).

@@ -74,7 +74,9 @@ def evaluate(
         batch_size: images per batch.
         progress: show a progress bar.
         keep_masks: also return the predicted masks and points (not JSON-able).
-        explain: ``"top"``: each CAM explains the classifier's top class;
+        explain: ``"top"``: each CAM explains the classifier's top class (for
+            the default architecture the class its four flips vote for,
+            :func:`camseg.classifier.flip_logits`);
             ``"label"``: it explains the image's labelled class (a class-name
             prompt per image, SPEC section 8).
         device: where the classifier, Grad-CAM and mask scoring run: ``"auto"``
@@ -84,7 +86,8 @@ def evaluate(
     Returns:
         A JSON-able dict: ``dataset``, ``split``, ``n_images``, ``segmenter``, ``device``
         (the classifier's, resolved),
-        ``classifier_accuracy``, ``pipelines`` (name -> ``iou``,
+        ``classifier_accuracy`` (of the class decision the CAM uses:
+        :func:`camseg.classifier.default_cam`), ``pipelines`` (name -> ``iou``,
         ``fg_hit_rate``, ``fg_distance``, ``bg_hit_rate``, ``bg_distance``,
         ``seconds``, ``per_class_iou``, ``n_fg``, ``n_bg``) and ``strategies``
         (name -> point metrics).

@@ -13,9 +13,10 @@ distributions as :class:`ShapeDistribution` values and renders them:
   *train* backgrounds (:func:`sample_images`).
 * :data:`SHIFT_PROFILES`: named test sets on CIFAR-10 *test* backgrounds, one
   change each: ``plain`` (the wide geometry, clean), ``small``,
-  ``lowcontrast``, ``border``, ``jpeg95``, ``jpeg90``, ``jpeg75``, ``jpeg50``,
-  ``noise`` and ``distractor`` (a second shape of another class: the label names the
-  first, the mask is the first's; explain it with ``--explain label``).
+  ``lowcontrast``, ``border``, ``lowcontrast_border`` (both at once),
+  ``jpeg95``, ``jpeg90``, ``jpeg75``, ``jpeg50``, ``noise`` and ``distractor``
+  (a second shape of another class: the label names the first, the mask is
+  the first's; explain it with ``--explain label``).
 
 ``camseg data build --profile NAME --out DIR`` writes one (test split only)
 in the SPEC section 1 layout, so every tool that reads the published data
@@ -119,6 +120,8 @@ SHIFT_PROFILES: dict[str, ShapeDistribution] = {
     "small": replace(_PLAIN, name="small", across=(8.0, 14.0)),
     "lowcontrast": replace(_PLAIN, name="lowcontrast", low_contrast=1.0, contrast_low=(18.0, 40.0)),
     "border": replace(_PLAIN, name="border", border=1.0),
+    "lowcontrast_border": replace(_PLAIN, name="lowcontrast_border", low_contrast=1.0, contrast_low=(18.0, 40.0),
+                                  border=1.0),
     "jpeg95": replace(_PLAIN, name="jpeg95", jpeg=1.0, quality=(95, 95)),
     "jpeg90": replace(_PLAIN, name="jpeg90", jpeg=1.0, quality=(90, 90)),
     "jpeg75": replace(_PLAIN, name="jpeg75", jpeg=1.0, quality=(75, 75)),
@@ -126,7 +129,8 @@ SHIFT_PROFILES: dict[str, ShapeDistribution] = {
     "noise": replace(_PLAIN, name="noise", noise=1.0, noise_std=(8.0, 8.0)),
     "distractor": replace(_PLAIN, name="distractor", distractor=1.0),
 }
-"""The shift suite: named test distributions, one change from ``plain`` each."""
+"""The shift suite: named test distributions, one change from ``plain`` each (two for
+``lowcontrast_border``: every shape both low-contrast and across an edge)."""
 
 
 def profile(name: str) -> ShapeDistribution:

@@ -286,6 +286,31 @@ def test_mirror_averaged_cam_is_mirror_equivariant(method, tiny_model, image_bat
     assert not np.allclose(a, method(tiny_model, [tiny_model.conv2])(image_batch, targets), atol=1e-3)
 
 
+def test_augmented_cam_explains_the_class_classify_chooses(tiny_model, image_batch):
+    """With ``classify``, its scores are the logits and their top classes the targets (given
+    targets still win); the maps are those of the CAM explaining those classes."""
+    from camseg.cam import AugmentedCAM
+
+    plain = GradCAM(tiny_model, [tiny_model.conv2])
+    own = plain.compute(image_batch)
+    scores = torch.zeros(4, 5)
+    chosen = (own.targets + 1) % 5  # every image a class other than its own top class
+    scores[torch.arange(4), torch.as_tensor(chosen)] = 1.0
+    cam = AugmentedCAM(plain, flip=True, classify=lambda images: scores[:len(images)])
+    out = cam.compute(image_batch)
+    np.testing.assert_array_equal(out.targets, chosen)
+    np.testing.assert_array_equal(out.logits, scores.numpy())
+    np.testing.assert_allclose(out.maps, AugmentedCAM(plain, flip=True)(image_batch, chosen), atol=1e-6)
+    given = cam.compute(image_batch, [0, 1, 2, 3])
+    np.testing.assert_array_equal(given.targets, [0, 1, 2, 3])
+    np.testing.assert_array_equal(given.logits, scores.numpy())
+    assert cam.description == "Grad-CAM, 2 copies (mirror); own class decision"
+    with pytest.raises(ValueError, match=r"classify must return scores \(B, C\) for B = 4 images"):
+        AugmentedCAM(plain, classify=lambda images: torch.zeros(3, 5)).compute(image_batch)
+    with pytest.raises(TypeError, match="classify must be a callable"):
+        AugmentedCAM(plain, classify="flips")
+
+
 def test_augmented_cam_checks_its_inputs(tiny_model):
     from camseg.cam import AugmentedCAM
 

@@ -45,6 +45,17 @@ def test_border_shapes_touch_the_border_and_others_do_not():
         assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
+def test_low_contrast_border_shapes_are_both():
+    """``lowcontrast_border``: every shape touches the border and is faint against a flat background."""
+    rng = np.random.default_rng(5)
+    flat = np.full((48, 64, 3), 120, np.uint8)
+    both = profile("lowcontrast_border")
+    for k in range(20):
+        image, mask = render(rng, flat, k % 5, both)
+        assert mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+        assert both.contrast_low[0] - 1.5 <= contrast(image, mask) <= both.contrast_low[1] + 1.5
+
+
 def test_distractor_is_another_shape_outside_the_mask():
     rng = np.random.default_rng(3)
     flat = np.full((32, 32, 3), 128, np.uint8)
