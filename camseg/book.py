@@ -142,16 +142,24 @@ class Book:
 
     @property
     def cams(self) -> np.ndarray:
-        """The pipelines' CAM (:attr:`cam`) of the top class for every test image, float32 (N, H, W) in [0, 1]."""
+        """The pipelines' CAM (:attr:`cam`) of the class in :attr:`explained` for every test image, float32
+        (N, H, W) in [0, 1]."""
         return self._cam_output[0]
 
     @cached_property
     def predicted(self) -> np.ndarray:
-        """The classifier's top class for every test image, int (N,)."""
+        """The classifier's own top class for every test image (one forward pass), int (N,)."""
         from camseg.classifier import predict
         from camseg.data import normalize
 
         return predict(self.model, normalize(self.arrays["images"])).argmax(1).numpy()
+
+    @property
+    def explained(self) -> np.ndarray:
+        """The class the pipelines' CAM explained for every test image, int (N,): the
+        classifier's decision as the pipelines take it (for the default architecture the vote
+        of the image's four flips, :func:`camseg.classifier.flip_logits`)."""
+        return self._cam_output[1]
 
     def cams_of(self, indices) -> tuple[np.ndarray, np.ndarray]:
         """The pipelines' CAM (top class) of a few test images: maps float32 (K, H, W), explained
@@ -261,7 +269,7 @@ class Book:
         from camseg.failures import classify_failures
 
         p = self.predictions[pipeline]
-        return classify_failures(self.ious(pipeline), self.arrays["labels"], self.predicted, self.cams,
+        return classify_failures(self.ious(pipeline), self.arrays["labels"], self.explained, self.cams,
                                  self.arrays["masks"], p["masks"], p["point_coords"], p["point_labels"],
                                  iou_threshold=iou_threshold)
 
