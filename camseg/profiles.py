@@ -40,7 +40,8 @@ from PIL import Image
 from camseg.data import CLASSES, IMAGE_SIZE, ShapeSpec, draw_mask
 
 __all__ = [
-    "SHIFT_PROFILES", "WIDE", "ShapeDistribution", "contrast", "profile", "render", "sample_images",
+    "SHIFT_PROFILES", "WIDE", "ShapeDistribution", "contrast", "dataset_validation_set", "profile", "render",
+    "sample_images",
 ]
 
 
@@ -373,18 +374,37 @@ def wide_training(data, seed: int = 0, n: int | None = None, cifar10=None,
     Returns:
         ``(fresh, val)`` for :func:`camseg.classifier.train_classifier`.
     """
-    from camseg.cifar import resolve_cifar10
-    from camseg.data import SPLITS, read_manifest
-
-    manifest = read_manifest(data) or {}
-    data_seed = int(manifest.get("seed", 0))
-    sizes = dict(manifest.get("sizes", SPLITS))
-    if not sizes.get("val"):
-        raise ValueError(f"{data} has no val split: the wide validation set uses its backgrounds")
-    source = cifar10 if (cifar10 is not None and not isinstance(cifar10, str | __import__("os").PathLike)) \
-        else resolve_cifar10(cifar10)
+    source, data_seed, sizes = _backgrounds_of(data, cifar10)
     n = int(sizes.get("train", 0)) if n is None else int(n)
     spare = source.count(True) - sizes.get("train", 0) - sizes.get("val", 0)
     pool = sizes.get("train", 0) + max(0, min(8000 - sizes.get("train", 0), spare))
     backgrounds = training_backgrounds(source, data_seed, pool, sizes)
     return FreshShapes(backgrounds, dist, n, seed), validation_set(source, dist, data_seed, sizes)
+
+
+def dataset_validation_set(data, dist: ShapeDistribution = WIDE, cifar10=None) -> tuple[np.ndarray, ...]:
+    """:func:`validation_set` of ``dist`` on the val-split photos of the dataset at ``data`` (its
+    manifest gives the seed and sizes behind the backgrounds), as :func:`wide_training` draws it.
+
+    Returns:
+        ``(images, labels, masks)``: uint8 (N, H, W, 3), int64 (N,), bool (N, H, W).
+    """
+    source, data_seed, sizes = _backgrounds_of(data, cifar10)
+    return validation_set(source, dist, data_seed, sizes)
+
+
+def _backgrounds_of(data, cifar10=None) -> tuple[object, int, dict]:
+    """``(source, seed, sizes)`` behind the dataset at ``data``: its CIFAR-10 source (``cifar10``, a
+    source or path, default autodetect), and the seed and split sizes of its manifest."""
+    import os
+
+    from camseg.cifar import resolve_cifar10
+    from camseg.data import SPLITS, read_manifest
+
+    manifest = read_manifest(data) or {}
+    sizes = dict(manifest.get("sizes", SPLITS))
+    if not sizes.get("val"):
+        raise ValueError(f"{data} has no val split: the wide validation set uses its backgrounds")
+    source = cifar10 if (cifar10 is not None and not isinstance(cifar10, str | os.PathLike)) \
+        else resolve_cifar10(cifar10)
+    return source, int(manifest.get("seed", 0)), sizes

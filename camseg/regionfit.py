@@ -24,7 +24,7 @@ from camseg.modes import eval_mode
 from camseg.prompts import PromptContext, deepest_point
 from camseg.regions import FEATURES, MaskScoring, RegionScorer, shortlist
 
-__all__ = ["collect_features", "compare_scorers", "main", "validation_contexts"]
+__all__ = ["collect_features", "compare_scorers", "foreground_hits", "main", "validation_contexts"]
 
 
 def validation_contexts(model: nn.Module, cam: BaseCAM, images: np.ndarray, segmenter: object,
@@ -40,6 +40,19 @@ def validation_contexts(model: nn.Module, cam: BaseCAM, images: np.ndarray, segm
         t = None if targets is None else targets[start:start + batch_size]
         out.append(pipe.context(normalize(images[start:start + batch_size]), t))
     return out
+
+
+def foreground_hits(strategy, contexts: Sequence[PromptContext], masks: np.ndarray) -> np.ndarray:
+    """Whether ``strategy``'s first point lies on the object, per image: bool (N,) for the N images
+    of ``contexts`` (from :func:`validation_contexts`, in order) and their masks bool (N, H, W).
+    The classifier runs in eval mode (each module's own mode restored)."""
+    hits, start = [], 0
+    for ctx in contexts:
+        with eval_mode(ctx.classifier):
+            prompts = strategy(ctx)
+        hits.append(_fg_hits(masks[start:start + ctx.batch], prompts.point_coords[:, 0]))
+        start += ctx.batch
+    return np.concatenate(hits) if hits else np.zeros(0, bool)
 
 
 def _fg_hits(masks: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -67,8 +80,7 @@ def compare_scorers(contexts: Sequence[PromptContext], masks: np.ndarray, scorer
     out = {}
     for scorer in scorers:
         strategy = replace(base, scorer=scorer, n_background=0, name=f"cmp_{scorer.name}")
-        points = np.concatenate([strategy(ctx).point_coords[:, 0] for ctx in contexts])
-        out[scorer.name] = float(_fg_hits(masks, points).mean())
+        out[scorer.name] = float(foreground_hits(strategy, contexts, masks).mean())
     return out
 
 

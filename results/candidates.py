@@ -27,23 +27,19 @@ SETS = (("wide", 400), ("border", 200), ("lowcontrast", 200))
 
 def _seed(args):
     work, seed = args
-    from camseg.cifar import resolve_cifar10
-    from camseg.data import SPLITS, read_manifest
     from camseg.devices import set_cpu_threads
-    from camseg.profiles import SHIFT_PROFILES, WIDE, validation_set
+    from camseg.profiles import SHIFT_PROFILES, WIDE, dataset_validation_set
     from camseg.regionfit import _classifier, _fg_hits, validation_contexts
     from camseg.regions import MaskScoring
     from camseg.segmenters import get_segmenter
     from camseg.suite import checkpoint_path
 
     set_cpu_threads(1)
-    man = read_manifest(Path(work) / "data") or {}
-    src, dseed, sizes = resolve_cifar10(), int(man.get("seed", 0)), man.get("sizes", SPLITS)
     model, cam = _classifier(checkpoint_path(Path(work), "efficientnet_lite0", seed))
     seg = get_segmenter("regiongrow")
     out = {}
     for name, n in SETS:
-        images, _, masks = validation_set(src, WIDE if name == "wide" else SHIFT_PROFILES[name], dseed, sizes)
+        images, _, masks = dataset_validation_set(Path(work) / "data", WIDE if name == "wide" else SHIFT_PROFILES[name])
         images, masks = images[:n], masks[:n]
         contexts = validation_contexts(model, cam, images, seg)
         for cap in CAPS:

@@ -26,27 +26,16 @@ N_PIPELINE = 300
 
 
 def _sets(data: str) -> dict:
-    from camseg.cifar import resolve_cifar10
-    from camseg.data import SPLITS, read_manifest
-    from camseg.profiles import profile, validation_set
+    from camseg.profiles import dataset_validation_set, profile
 
-    man = read_manifest(data) or {}
-    src, seed, sizes = resolve_cifar10(), int(man.get("seed", 0)), man.get("sizes", SPLITS)
-    return {name: validation_set(src, profile(name), seed, sizes) for name in SETS}
+    return {name: dataset_validation_set(data, profile(name)) for name in SETS}
 
 
 def _hits(model, cam, images, masks, targets, segmenter) -> np.ndarray:
-    from camseg.modes import eval_mode
-    from camseg.regionfit import _fg_hits, validation_contexts
+    from camseg.regionfit import foreground_hits, validation_contexts
     from camseg.regions import MaskScoring
 
-    hits, strategy, start = [], MaskScoring(), 0
-    for ctx in validation_contexts(model, cam, images, segmenter, targets=targets):
-        with eval_mode(model):
-            prompts = strategy(ctx)
-        hits.append(_fg_hits(masks[start:start + ctx.batch], prompts.point_coords[:, 0]))
-        start += ctx.batch
-    return np.concatenate(hits) if hits else np.zeros(0, bool)
+    return foreground_hits(MaskScoring(), validation_contexts(model, cam, images, segmenter, targets=targets), masks)
 
 
 def measure(data: str, ckpt: str) -> dict[str, float]:

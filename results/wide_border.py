@@ -27,15 +27,11 @@ import numpy as np
 
 
 def _sets(data):
-    from camseg.cifar import resolve_cifar10
-    from camseg.data import SPLITS, read_manifest
-    from camseg.profiles import SHIFT_PROFILES, WIDE, validation_set
+    from camseg.profiles import SHIFT_PROFILES, WIDE, dataset_validation_set
 
-    man = read_manifest(data) or {}
-    src, seed, sizes = resolve_cifar10(), int(man.get("seed", 0)), man.get("sizes", SPLITS)
-    return {"wide val (border 0.2)": validation_set(src, replace(WIDE, border=0.2), seed, sizes),
-            "border val": validation_set(src, SHIFT_PROFILES["border"], seed, sizes),
-            "low-contrast val": validation_set(src, SHIFT_PROFILES["lowcontrast"], seed, sizes)}
+    return {"wide val (border 0.2)": dataset_validation_set(data, replace(WIDE, border=0.2)),
+            "border val": dataset_validation_set(data, SHIFT_PROFILES["border"]),
+            "low-contrast val": dataset_validation_set(data, SHIFT_PROFILES["lowcontrast"])}
 
 
 def measure(data: str, ckpt: str, n_pipeline: int = 300) -> dict[str, float]:

@@ -111,3 +111,22 @@ def test_every_shift_profile_renders():
     for name in SHIFT_PROFILES:
         images, masks = sample_images(np.random.default_rng(0), _bg(5), np.arange(5), profile(name))
         assert masks.any((1, 2)).all(), name
+
+
+def test_dataset_validation_set_is_the_wide_trainings_and_needs_a_val_split(tiny_dataset, fake_cifar, tmp_path):
+    """The validation set of a dataset folder: the one ``wide_training`` selects epochs on, drawn
+    from the val split's photos with the manifest's seed and sizes."""
+    from camseg.cifar import resolve_cifar10
+    from camseg.profiles import dataset_validation_set, validation_set, wide_training
+    from conftest import TINY_SIZES
+
+    images, labels, masks = dataset_validation_set(tiny_dataset, profile("border"), cifar10=fake_cifar)
+    expected = validation_set(resolve_cifar10(fake_cifar), profile("border"), 0, TINY_SIZES)
+    assert images.shape == (TINY_SIZES["val"], 48, 64, 3)
+    for got, want in zip((images, labels, masks), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    _, val = wide_training(tiny_dataset, cifar10=fake_cifar)
+    np.testing.assert_array_equal(val[0], dataset_validation_set(tiny_dataset, cifar10=fake_cifar)[0])
+    no_val = build_dataset(tmp_path / "noval", cifar10=fake_cifar, sizes={"test": 2}, profile="plain", progress=False)
+    with pytest.raises(ValueError, match="has no val split"):
+        dataset_validation_set(no_val, cifar10=fake_cifar)

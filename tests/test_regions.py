@@ -284,3 +284,24 @@ def test_candidate_cap_is_the_one_chosen_on_validation_data():
     caps = sorted(next(iter(hits.values())))
     ok = [c for c in caps if all(h[max(caps)] - h[c] <= 1 for h in hits.values())]
     assert MaskScoring().max_candidates == Proposal().max_candidates == min(ok) == 64
+
+
+def test_foreground_hits_checks_each_images_first_point():
+    """Known answer: the first point of each image against its mask, over several contexts in order."""
+    from types import SimpleNamespace
+
+    from camseg.prompts import Prompts
+    from camseg.regionfit import foreground_hits
+
+    masks = np.zeros((3, 4, 6), bool)
+    masks[:, 1:3, 2:5] = True  # rows 1-2, columns 2-4
+    firsts = {0: [[3.0, 1.0], [0.0, 0.0]], 1: [[5.0, 2.0]]}  # (x, y): on, off | off (column 5)
+    contexts = [SimpleNamespace(batch=2, classifier=nn.Linear(1, 1), key=0),
+                SimpleNamespace(batch=1, classifier=nn.Linear(1, 1), key=1)]
+
+    def strategy(ctx):
+        first = np.array(firsts[ctx.key], np.float32)[:, None]
+        return Prompts(np.concatenate([first, first], 1), np.array([[1, 0]] * ctx.batch))
+
+    assert foreground_hits(strategy, contexts, masks).tolist() == [True, False, False]
+    assert foreground_hits(strategy, [], masks[:0]).shape == (0,)
