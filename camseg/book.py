@@ -162,7 +162,7 @@ class Book:
         return self._cam_output[1]
 
     def cams_of(self, indices) -> tuple[np.ndarray, np.ndarray]:
-        """The pipelines' CAM (top class) of a few test images: maps float32 (K, H, W), explained
+        """The pipelines' CAM (the class it explains) of a few test images: maps float32 (K, H, W), explained
         classes int (K,)."""
         from camseg.data import normalize
 
@@ -170,8 +170,10 @@ class Book:
         return out.maps, out.targets
 
     def layer_breakdown(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        """Test image ``index`` explained (top class) by Grad-CAM on each default target layer, by
-        their mean and, where the pipelines' CAM averages over copies of the image, by that CAM.
+        """Test image ``index`` explained by Grad-CAM on each default target layer, by their mean
+        and, where the pipelines' CAM averages over copies of the image, by that CAM; every row for
+        the class the pipelines' CAM explains (:attr:`explained`), so the rows differ only in
+        layers and copies.
 
         Returns:
             ``(images, maps, masks, titles)``, one row each, for
@@ -184,11 +186,12 @@ class Book:
 
         image, mask = self.arrays["images"][[index]], self.arrays["masks"][[index]]
         x = normalize(image)
-        plain = GradCAM(self.model, self.layers).compute(x)
+        pipeline = self.cam.compute(x)
+        plain = GradCAM(self.model, self.layers).compute(x, pipeline.targets)
         maps = [*plain.layer_maps[:, 0], plain.maps[0]]
         titles = [n.replace("backbone.", "") for n in ARCHITECTURES[self.arch].target_layers] + ["mean of the layers"]
         if isinstance(self.cam, AugmentedCAM):
-            maps.append(self.cam.compute(x).maps[0])
+            maps.append(pipeline.maps[0])
             titles.append("with the mirror image" if not self.cam.shifts else f"over {self.cam.n_copies} copies")
         return np.repeat(image, len(maps), 0), np.stack(maps), np.repeat(mask, len(maps), 0), titles
 
