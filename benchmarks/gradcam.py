@@ -17,7 +17,7 @@ import time
 import torch
 from torchvision.models import resnet18
 
-from camseg.cam import GradCAM, GradCAMPlusPlus
+from camseg.models.cam import GradCAM, GradCAMPlusPlus
 
 
 def median_time(fn, repeats: int) -> float:

@@ -22,10 +22,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from camseg.classifier import default_cam, load_checkpoint
-from camseg.data import ShapesDataset, degrade, normalize
-from camseg.pipelines import ForegroundBackgroundPipeline, ForegroundPointsPipeline
-from camseg.regions import MaskScoring, SimilarityScore
+from camseg.data.dataset import ShapesDataset, degrade, normalize
+from camseg.models.classifier import default_cam, load_checkpoint
+from camseg.pipelines.pipeline import ForegroundBackgroundPipeline, ForegroundPointsPipeline
+from camseg.prompting.regions import MaskScoring, SimilarityScore
 from camseg.segmenters import get_segmenter
 
 

@@ -4,7 +4,7 @@ For every image the prompt is ONE foreground point, the "oracle" point: the
 ground-truth mask pixel nearest the mask's centre of mass (mean (x, y) of its
 True pixels). "jittered" moves it to a mask pixel 2-3 px away (seeded; still
 inside the mask) to show how sensitive a backend is to where the point falls.
-"degraded" is :func:`camseg.data.degrade` (Gaussian noise std 3, JPEG q90),
+"degraded" is :func:`camseg.data.dataset.degrade` (Gaussian noise std 3, JPEG q90),
 the robustness condition used throughout the project.
 
 IoU per image is |pred & gt| / |pred | gt| (an empty union would count as 1;
@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from camseg.data import ShapesDataset, degrade  # noqa: E402
+from camseg.data.dataset import ShapesDataset, degrade  # noqa: E402
 from camseg.segmenters import (  # noqa: E402
     DEFAULT_OFFLINE,
     FloodFillSegmenter,

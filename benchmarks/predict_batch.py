@@ -29,8 +29,8 @@ import torch
 def main() -> None:
     from segment_anything import SamPredictor, sam_model_registry
 
-    from camseg.devices import resolve_device
     from camseg.segmenters import SamSegmenter
+    from camseg.utils.devices import resolve_device
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prompts", type=int, default=96)

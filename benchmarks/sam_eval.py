@@ -1,6 +1,6 @@
 """Evaluation with SAM: camseg encodes each image once; the naive way encodes at every ``set_image``.
 
-Runs ``camseg.evaluate.evaluate`` (the four pipelines of ``camseg evaluate``:
+Runs ``camseg.evaluation.evaluate.evaluate`` (the four pipelines of ``camseg evaluate``:
 centre, foreground, foreground+background, oracle, plus the mask-scoring
 candidates) twice on the same images with the same randomly initialised SAM
 (speed does not depend on the weights, and none can be downloaded here):
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from camseg.evaluate import PIPELINES, evaluate
+from camseg.evaluation.evaluate import PIPELINES, evaluate
 from camseg.segmenters import SamSegmenter
 
 

@@ -29,9 +29,9 @@ from PIL import Image
 OLD_WAY = """
 import sys, numpy as np
 from PIL import Image
-from camseg.classifier import default_cam, load_checkpoint
-from camseg.data import normalize
-from camseg.pipelines import ForegroundBackgroundPipeline
+from camseg.models.classifier import default_cam, load_checkpoint
+from camseg.data.dataset import normalize
+from camseg.pipelines.pipeline import ForegroundBackgroundPipeline
 from camseg.segmenters import get_segmenter
 image = np.array(Image.open(sys.argv[1]).convert("RGB"))
 model, meta = load_checkpoint(sys.argv[2])
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["64x48", "640x480", "1024x768", "2000x1500"])
     parser.add_argument("--baseline-max", type=int, default=1024 * 768, help="largest W*H run the old way")
     args = parser.parse_args()
-    from camseg.data import ShapesDataset
+    from camseg.data.dataset import ShapesDataset
 
     ds = ShapesDataset(args.data, "test")
     image = Image.open(ds.image_paths[args.index]).convert("RGB")

@@ -23,7 +23,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from camseg.classifier import build_classifier
+from camseg.models.classifier import build_classifier
 
 
 def main() -> None:

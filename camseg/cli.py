@@ -59,8 +59,8 @@ def float_range(lo: float, hi: float | None = None, lo_open: bool = False) -> Ca
 
 
 def _cmd_data_build(args: argparse.Namespace) -> int:
-    from camseg.data import MANIFEST, build_dataset
-    from camseg.io import check_output_folder
+    from camseg.data.dataset import MANIFEST, build_dataset
+    from camseg.data.io import check_output_folder
 
     check_output_folder(args.out, "--out")
     t0 = time.perf_counter()
@@ -75,10 +75,10 @@ def _cmd_data_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from camseg.classifier import train_classifier
-    from camseg.devices import set_cpu_threads
-    from camseg.io import check_output_file
-    from camseg.suite import recipe_inputs
+    from camseg.build.suite import recipe_inputs
+    from camseg.data.io import check_output_file
+    from camseg.models.classifier import train_classifier
+    from camseg.utils.devices import set_cpu_threads
 
     check_output_file(args.out, "--out")  # before minutes of training
     if args.threads:
@@ -99,7 +99,7 @@ def missing_results(workdir, arch: str | None = None) -> list[str]:
     """The cached artefacts ``camseg report`` needs that are not in ``workdir`` (relative paths)."""
     from pathlib import Path
 
-    from camseg.classifier import DEFAULT_ARCH
+    from camseg.models.classifier import DEFAULT_ARCH
 
     work = Path(workdir)
     need = ["data/dataset.json", f"classifier-{arch or DEFAULT_ARCH}.pt", "eval/test-clean.json",
@@ -110,8 +110,9 @@ def missing_results(workdir, arch: str | None = None) -> list[str]:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from camseg.io import check_output_file
-    from camseg.report import default_workdir, results, write_report
+    from camseg.build.artifacts import default_workdir, results
+    from camseg.data.io import check_output_file
+    from camseg.publishing.report import write_report
 
     check_output_file(args.out, "--out", suffixes=(".pdf",))
     work = Path(args.workdir) if args.workdir is not None else default_workdir()
@@ -181,7 +182,7 @@ def remember_chapters(build_dir, fingerprint: str) -> None:
     """Record that the chapters under ``build_dir`` were executed with these artefacts."""
     from pathlib import Path
 
-    from camseg.paths import atomic_path
+    from camseg.utils.paths import atomic_path
 
     with atomic_path(Path(build_dir) / "artefacts.sha256") as tmp:
         tmp.write_text(fingerprint + "\n")
@@ -198,10 +199,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
     import subprocess
     from pathlib import Path
 
-    from camseg.artifacts import build_artifacts
-    from camseg.io import check_output_file
-    from camseg.report import write_report
-    from camseg.stages import StageLog
+    from camseg.build.artifacts import build_artifacts
+    from camseg.build.stages import StageLog
+    from camseg.data.io import check_output_file
+    from camseg.publishing.report import write_report
 
     check_output_file(args.report, "--report", suffixes=(".pdf",))
     root = Path(args.book)
@@ -260,9 +261,10 @@ def _make_segmenter(name: str, device: str) -> object:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from camseg.evaluate import evaluate, format_table, write_json
-    from camseg.devices import device_name
-    from camseg.io import check_output_file
+    from camseg.data.io import check_output_file
+    from camseg.evaluation.evaluate import evaluate, write_json
+    from camseg.publishing.tables import format_table
+    from camseg.utils.devices import device_name
 
     if args.json:
         check_output_file(args.json, "--json", suffixes=(".json",))
@@ -277,11 +279,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
-    from camseg.classifier import default_cam, load_checkpoint
-    from camseg.data import CLASSES, IMAGE_SIZE
-    from camseg.io import LOSSLESS_MASK_FORMATS, check_output_file, load_image, save_mask
-    from camseg.segment import segment_image
-    from camseg.devices import device_name
+    from camseg.data.io import LOSSLESS_MASK_FORMATS, check_output_file, load_image, save_mask
+    from camseg.data.shapes import CLASSES, IMAGE_SIZE
+    from camseg.models.classifier import default_cam, load_checkpoint
+    from camseg.pipelines.segment import segment_image
+    from camseg.utils.devices import device_name
 
     out = check_output_file(args.out, "--out", suffixes=tuple(LOSSLESS_MASK_FORMATS), inputs=[args.image])
     loaded = load_image(args.image)
@@ -322,9 +324,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from camseg.classifier import ARCHITECTURES, DEFAULT_ARCH
-    from camseg.data import SPLITS
-    from camseg.devices import DEVICE_CHOICES
+    from camseg.data.dataset import SPLITS
+    from camseg.models.classifier import ARCHITECTURES, DEFAULT_ARCH
+    from camseg.utils.devices import DEVICE_CHOICES
 
     device_opt = {"default": "auto", "choices": DEVICE_CHOICES,
                   "help": "auto (CUDA when available, else the CPU), cpu or cuda"}
@@ -343,11 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
         b.add_argument(f"--{split}", type=int_range(0), default=n, help=f"images in the {split} split (default {n})")
     b.add_argument("--overwrite", action="store_true",
                    help="replace a camseg dataset built otherwise (never another folder, unless it is empty)")
-    from camseg.profiles import SHIFT_PROFILES
+    from camseg.data.profiles import SHIFT_PROFILES
 
     b.add_argument("--profile", default="standard", choices=["standard", *SHIFT_PROFILES],
                    help="standard: the published dataset (default); any other: a shift-suite test set of --test "
-                        "images on CIFAR-10 test photos (camseg.profiles)")
+                        "images on CIFAR-10 test photos (camseg.data.profiles)")
     b.set_defaults(func=_cmd_data_build)
 
     t = sub.add_parser("train", help="train a classifier and save its checkpoint")
@@ -364,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int_range(0, 1024), default=0,
                    help="CPU threads of torch and OpenCV (default 0: their own choice)")
     t.add_argument("--recipe", default="standard", choices=["standard", "wide"],
-                   help="standard: the dataset's train split; wide: fresh shapes of camseg.profiles.WIDE every "
+                   help="standard: the dataset's train split; wide: fresh shapes of camseg.data.profiles.WIDE every "
                         "epoch, selected on a wide validation set (default standard)")
     t.add_argument("--device", **device_opt)
     t.set_defaults(func=_cmd_train)
@@ -386,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_evaluate)
 
     g = sub.add_parser("segment", help="segment one image with no user input")
-    g.add_argument("image", help="an image file of any size and mode (greyscale, 16-bit, palette, alpha: see camseg.io)")
+    g.add_argument("image", help="an image file of any size and mode (greyscale, 16-bit, palette, alpha: see camseg.data.io)")
     g.add_argument("--out", required=True, help="mask to write, 255 = object, at the image's size (.png, .bmp, .tif)")
     g.add_argument("--target", default=None, help="class name to segment (default: the top class)")
     g.add_argument("--checkpoint", default="artifacts/classifier-efficientnet_lite0.pt")

@@ -10,10 +10,10 @@ combination of one to four blocks is then scored by the pointing game (CAM
 maximum on the shape) and the CAM mass inside the shape, alone and averaged
 with the mirror image's map, mean over the three seeds. Then, for the best
 blocks, Grad-CAM is averaged over copies of the image
-(:class:`camseg.cam.AugmentedCAM`): the mirror image, and the mirror image
+(:class:`camseg.models.cam.AugmentedCAM`): the mirror image, and the mirror image
 with four shifts (left, right, up, down) of 4, 6 or 8 pixels, each shifted
 copy mirrored too (10 copies). The layers of
-:data:`camseg.classifier.ARCHITECTURES` are the best row of the first table;
+:data:`camseg.models.classifier.ARCHITECTURES` are the best row of the first table;
 its copies are the mirror image only (results/README.md says why).
 
 Validation data only (CIFAR-10 train photos of the val split): no test set
@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from camseg.analysis import cam_mass_inside, pointing_game
-from camseg.cam import AugmentedCAM, GradCAM
-from camseg.cifar import resolve_cifar10
-from camseg.classifier import ARCHITECTURES, load_checkpoint
-from camseg.data import SPLITS, normalize, read_manifest
-from camseg.profiles import WIDE, validation_set
-from camseg.suite import checkpoint_path
+from camseg.build.suite import checkpoint_path
+from camseg.data.cifar import resolve_cifar10
+from camseg.data.dataset import SPLITS, normalize, read_manifest
+from camseg.data.profiles import WIDE
+from camseg.data.sets import validation_set
+from camseg.models.analysis import cam_mass_inside, pointing_game
+from camseg.models.cam import AugmentedCAM, GradCAM
+from camseg.models.classifier import ARCHITECTURES, load_checkpoint
 
 work = Path(sys.argv[1] if len(sys.argv) > 1 else "artifacts")
 manifest = read_manifest(work / "data") or {}

@@ -5,7 +5,7 @@ chosen on validation data: the cost of the region proposal against the foregroun
 
 For each seed's classifier and each cap, the default pipeline's prompts (``MaskScoring(
 n_background=2, max_candidates=cap)``: the fitted region score, shortlist 24) on validation sets
-only (CIFAR-10 train photos of the val split, :func:`camseg.profiles.validation_set`): the wide
+only (CIFAR-10 train photos of the val split, :func:`camseg.data.sets.validation_set`): the wide
 validation set (first 400 images) and the ``border`` and ``lowcontrast`` shift profiles' shapes
 (first 200 each). Measured: the foreground hit (first point on the shape), background points
 inside the shape, and the CPU seconds per image of choosing the points (proposal, region
@@ -27,15 +27,16 @@ SETS = (("wide", 400), ("border", 200), ("lowcontrast", 200))
 
 def _seed(args):
     work, seed = args
-    from camseg.devices import set_cpu_threads
-    from camseg.profiles import SHIFT_PROFILES, WIDE, dataset_validation_set
-    from camseg.regionfit import _classifier, _fg_hits, validation_contexts
-    from camseg.regions import MaskScoring
+    from camseg.build.suite import checkpoint_path
+    from camseg.data.profiles import SHIFT_PROFILES, WIDE
+    from camseg.data.sets import dataset_validation_set
+    from camseg.evaluation.regionfit import classifier_and_cam, fg_hits_of_points, validation_contexts
+    from camseg.prompting.regions import MaskScoring
     from camseg.segmenters import get_segmenter
-    from camseg.suite import checkpoint_path
+    from camseg.utils.devices import set_cpu_threads
 
     set_cpu_threads(1)
-    model, cam = _classifier(checkpoint_path(Path(work), "efficientnet_lite0", seed))
+    model, cam = classifier_and_cam(checkpoint_path(Path(work), "efficientnet_lite0", seed))
     seg = get_segmenter("regiongrow")
     out = {}
     for name, n in SETS:
@@ -48,10 +49,10 @@ def _seed(args):
             for b, ctx in enumerate(contexts):
                 pr = scoring(ctx)
                 gt = masks[b * 50:b * 50 + ctx.batch]
-                hits.extend(_fg_hits(gt, pr.point_coords[:, 0]))
+                hits.extend(fg_hits_of_points(gt, pr.point_coords[:, 0]))
                 for j in range(ctx.batch):
                     bg = np.flatnonzero(pr.point_labels[j] == 0)
-                    bg_in.extend(_fg_hits(np.repeat(gt[j:j + 1], len(bg), 0), pr.point_coords[j, bg]))
+                    bg_in.extend(fg_hits_of_points(np.repeat(gt[j:j + 1], len(bg), 0), pr.point_coords[j, bg]))
             out[name, cap] = (float(np.mean(hits)), float(np.mean(bg_in)), (time.process_time() - t) / n)
             print(f"seed {seed} {name} cap {cap}: fg hit {out[name, cap][0]:.4f}, bg in shape "
                   f"{out[name, cap][1]:.4f}, {out[name, cap][2]:.3f} CPU s an image", flush=True)

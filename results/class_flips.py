@@ -1,10 +1,10 @@
 """Which class the pipeline explains: the image's own top class, or the class its four flips vote for
-(:func:`camseg.classifier.flip_logits`), chosen on validation data.
+(:func:`camseg.models.classifier.flip_logits`), chosen on validation data.
 
     python results/class_flips.py artifacts
 
 ``artifacts``: the build's work folder (its dataset and the three seeds' classifiers). Validation
-sets only (CIFAR-10 train photos of the val split, :func:`camseg.profiles.validation_set`, 1000
+sets only (CIFAR-10 train photos of the val split, :func:`camseg.data.sets.validation_set`, 1000
 images each): the wide set (the one that selects the training epoch) and the shift profiles'
 distributions ``plain``, ``small``, ``lowcontrast``, ``border``, ``lowcontrast_border`` and
 ``jpeg75``. For each classifier: accuracy of the image's own top class and of the voted class, and
@@ -26,14 +26,15 @@ N_PIPELINE = 300
 
 
 def _sets(data: str) -> dict:
-    from camseg.profiles import dataset_validation_set, profile
+    from camseg.data.profiles import profile
+    from camseg.data.sets import dataset_validation_set
 
     return {name: dataset_validation_set(data, profile(name)) for name in SETS}
 
 
 def _hits(model, cam, images, masks, targets, segmenter) -> np.ndarray:
-    from camseg.regionfit import foreground_hits, validation_contexts
-    from camseg.regions import MaskScoring
+    from camseg.evaluation.regionfit import foreground_hits, validation_contexts
+    from camseg.prompting.regions import MaskScoring
 
     return foreground_hits(MaskScoring(), validation_contexts(model, cam, images, segmenter, targets=targets), masks)
 
@@ -41,15 +42,15 @@ def _hits(model, cam, images, masks, targets, segmenter) -> np.ndarray:
 def measure(data: str, ckpt: str) -> dict[str, float]:
     import torch
 
-    from camseg.cam import AugmentedCAM
-    from camseg.classifier import flip_logits, predict
-    from camseg.data import normalize
-    from camseg.devices import set_cpu_threads
-    from camseg.regionfit import _classifier
+    from camseg.data.dataset import normalize
+    from camseg.evaluation.regionfit import classifier_and_cam
+    from camseg.models.cam import AugmentedCAM
+    from camseg.models.classifier import flip_logits, predict
     from camseg.segmenters import get_segmenter
+    from camseg.utils.devices import set_cpu_threads
 
     set_cpu_threads(1)
-    model, cam = _classifier(ckpt)
+    model, cam = classifier_and_cam(ckpt)
     own_cam = AugmentedCAM(cam.cam, flip=cam.flip, shifts=cam.shifts) if isinstance(cam, AugmentedCAM) else cam
     seg = get_segmenter("regiongrow")
     out = {}

@@ -4,11 +4,11 @@ chosen on validation data with the oracle point.
     python results/regiongrow_tuning.py artifacts/data     # the build's dataset folder
 
 For every image the prompt is one foreground point, the ground-truth pixel
-nearest the mask's centre of mass (:func:`camseg.prompts.oracle_points`), so
+nearest the mask's centre of mass (:func:`camseg.prompting.prompts.oracle_points`), so
 the figures measure the segmenter alone. Sets: the wide validation set
-(:func:`camseg.profiles.validation_set`: CIFAR-10 train photos of the val split
+(:func:`camseg.data.sets.validation_set`: CIFAR-10 train photos of the val split
 with the wide recipe's shapes: small, low-contrast, JPEG-compressed, noisy)
-and the standard val split, clean and degraded (:func:`camseg.data.degrade`).
+and the standard val split, clean and degraded (:func:`camseg.data.dataset.degrade`).
 Columns: mean IoU and the share of images below IoU 0.5. Rows: the former
 default, each change alone, and the settings around the chosen one. No test
 set takes part. Output: ``results/regiongrow-wide-val.txt``.
@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from camseg.cifar import resolve_cifar10
-from camseg.data import SPLITS, ShapesDataset, degrade, read_manifest
-from camseg.profiles import WIDE, validation_set
-from camseg.prompts import oracle_points
+from camseg.data.cifar import resolve_cifar10
+from camseg.data.dataset import SPLITS, ShapesDataset, degrade, read_manifest
+from camseg.data.profiles import WIDE
+from camseg.data.sets import validation_set
+from camseg.prompting.prompts import oracle_points
 from camseg.segmenters.offline import RegionGrowSegmenter
 
 FORMER = {"smoothing": 0.0, "stability": None, "noise_gain": 4.0}

@@ -5,7 +5,7 @@ chosen on validation data.
 
 ``--former``: classifiers trained with ``WIDE.border = 0.2``; ``--new``: the same recipe and seeds
 with 0.4 (``camseg train --recipe wide``). Each is measured on validation sets only (CIFAR-10 train
-photos of the val split, :func:`camseg.profiles.validation_set`):
+photos of the val split, :func:`camseg.data.sets.validation_set`):
 
 * the wide validation set of the former distribution (1000 images; the same set for both, so
   neither is measured on its own selection set), accuracy overall and on the shapes that touch
@@ -27,7 +27,8 @@ import numpy as np
 
 
 def _sets(data):
-    from camseg.profiles import SHIFT_PROFILES, WIDE, dataset_validation_set
+    from camseg.data.profiles import SHIFT_PROFILES, WIDE
+    from camseg.data.sets import dataset_validation_set
 
     return {"wide val (border 0.2)": dataset_validation_set(data, replace(WIDE, border=0.2)),
             "border val": dataset_validation_set(data, SHIFT_PROFILES["border"]),
@@ -37,15 +38,15 @@ def _sets(data):
 def measure(data: str, ckpt: str, n_pipeline: int = 300) -> dict[str, float]:
     import torch
 
-    from camseg.classifier import predict
-    from camseg.data import normalize
-    from camseg.modes import eval_mode
-    from camseg.regionfit import _classifier, _fg_hits, validation_contexts
-    from camseg.regions import MaskScoring
+    from camseg.data.dataset import normalize
+    from camseg.evaluation.regionfit import classifier_and_cam, fg_hits_of_points, validation_contexts
+    from camseg.models.cam import eval_mode
+    from camseg.models.classifier import predict
+    from camseg.prompting.regions import MaskScoring
     from camseg.segmenters import get_segmenter
 
     torch.set_num_threads(1)
-    model, cam = _classifier(ckpt)
+    model, cam = classifier_and_cam(ckpt)
     out = {}
     for name, (images, labels, masks) in _sets(data).items():
         ok = predict(model, normalize(images)).argmax(1).numpy() == labels
@@ -60,7 +61,7 @@ def measure(data: str, ckpt: str, n_pipeline: int = 300) -> dict[str, float]:
             with eval_mode(model):
                 prompts = strategy(ctx)
             gt = masks[b * 50:b * 50 + ctx.batch]
-            hits.append(_fg_hits(gt, prompts.point_coords[:, 0]))
+            hits.append(fg_hits_of_points(gt, prompts.point_coords[:, 0]))
             for m, c in zip(gt, ctx.cams, strict=True):
                 y, x = np.unravel_index(int(np.argmax(c)), c.shape)
                 peaks.append(m[y, x])

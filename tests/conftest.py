@@ -101,7 +101,7 @@ TINY_SIZES = {"train": 10, "val": 5, "test": 5}
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory, fake_cifar):
     """A 20-image shapes dataset built from the fake CIFAR copy (seed 0)."""
-    from camseg.data import build_dataset
+    from camseg.data.dataset import build_dataset
 
     return build_dataset(tmp_path_factory.mktemp("data") / "shapes", seed=0, cifar10=fake_cifar,
                          sizes=TINY_SIZES, progress=False)
@@ -155,7 +155,7 @@ def redness_model() -> nn.Module:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_dataset, tmp_path_factory):
     """A ResNet18 (input scale 1) trained for one epoch on the tiny dataset, saved to disk."""
-    from camseg.classifier import train_classifier
+    from camseg.models.classifier import train_classifier
 
     out = tmp_path_factory.mktemp("tinyckpt") / "resnet18.pt"
     train_classifier(tiny_dataset, arch="resnet18", epochs=1, batch_size=5, pretrained=False, input_scale=1.0,

@@ -1,4 +1,4 @@
-"""camseg.artifacts: keys, caches, settings from the environment, and one small real build."""
+"""camseg.build.artifacts: keys, caches, settings from the environment, and one small real build."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from camseg import artifacts, suite
-from camseg.classifier import load_checkpoint
-from camseg.profiles import SHIFT_PROFILES
-from camseg.artifacts import ArtifactKey, Artifacts, Settings
+from camseg.build import artifacts, suite
+from camseg.build.artifacts import ArtifactKey, Artifacts, Settings
+from camseg.data.profiles import SHIFT_PROFILES
+from camseg.models.classifier import load_checkpoint
 
 KEY = ArtifactKey("fakeseg", "cpu", "ab" * 32, "0.1.0", 0, "resnet18", 10)
 
@@ -174,7 +174,7 @@ def test_auto_offline_falls_back_within_seconds(monkeypatch, tmp_path):
 
 def test_chapters_inherit_why_the_build_chose_its_backend(monkeypatch):
     """`camseg build` resolves `auto` once and hands the chapters the backend and its reason."""
-    from camseg.artifacts import resolve_backend
+    from camseg.build.artifacts import resolve_backend
 
     monkeypatch.setenv("CAMSEG_SEGMENTER", "regiongrow")
     assert resolve_backend(None).reason == "asked for regiongrow"  # alone, the name reads as a request
@@ -186,7 +186,7 @@ def test_chapters_inherit_why_the_build_chose_its_backend(monkeypatch):
 def test_camseg_version_carries_a_digest_of_the_source():
     import re
 
-    from camseg.artifacts import camseg_version
+    from camseg.build.keys import camseg_version
 
     assert re.fullmatch(r".+\+src\.[0-9a-f]{12}", camseg_version())
 
@@ -195,31 +195,34 @@ def test_presentation_modules_left_out_of_the_digest_exist():
     from pathlib import Path
 
     import camseg
-    from camseg.artifacts import PRESENTATION_MODULES
+    from camseg.build.keys import PRESENTATION_MODULES, is_presentation
 
     here = Path(camseg.__file__).parent
-    assert all((here / name).is_file() for name in PRESENTATION_MODULES)
-    assert not {"evaluate.py", "regions.py", "prompts.py", "cam.py", "artifacts.py"} & PRESENTATION_MODULES
+    assert all((here / name).is_dir() if name.endswith("/") else (here / name).is_file() for name in PRESENTATION_MODULES)
+    computing = ["evaluation/evaluate.py", "prompting/regions.py", "prompting/prompts.py", "models/cam.py",
+                 "build/artifacts.py", "data/dataset.py", "segmenters/offline.py"]
+    assert not any(is_presentation(m) for m in computing)
+    assert is_presentation("publishing/tables.py") and is_presentation("cli.py")
 
 
 def test_the_source_digest_ignores_prose_but_not_code():
     import ast
 
-    from camseg.artifacts import _code_only
+    from camseg.build.keys import code_only
 
     base = 'def f(x):\n    """Doc."""\n    return x + 1\n\nK = 2\n"""K\'s docstring."""\n'
     prose = 'def f(x):\n    """Other words."""\n    # a comment\n    return x + 1  # more\n\nK = 2\n"""New."""\n'
     code = 'def f(x):\n    """Doc."""\n    return x + 2\n\nK = 2\n"""K\'s docstring."""\n'
-    digest = [_code_only(ast.parse(t)) for t in (base, prose, code)]
+    digest = [code_only(ast.parse(t)) for t in (base, prose, code)]
     assert digest[0] == digest[1] != digest[2]
 
 
 def test_cam_study_marks_the_pipelines_cam_as_default():
     """With an augmented CAM (EfficientNet) the default row is that CAM on the default layers,
     scored like the others; plain Grad-CAM on those layers is a row of its own."""
-    from camseg.analysis import pointing_game
-    from camseg.classifier import ARCHITECTURES, build_classifier, default_cam
-    from camseg.data import normalize
+    from camseg.data.dataset import normalize
+    from camseg.models.analysis import pointing_game
+    from camseg.models.classifier import ARCHITECTURES, build_classifier, default_cam
 
     torch.manual_seed(0)
     model, _ = build_classifier("efficientnet_lite0", pretrained=False)

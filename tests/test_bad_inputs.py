@@ -15,21 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TinyNet
 from PIL import Image
 
-from camseg.cam import GradCAM, GradCAMPlusPlus
-from camseg.classifier import load_checkpoint
-from camseg.data import DatasetError, ShapesDataset, normalize
-from camseg.metrics import centre_of_mass, iou, iou_per_image, mean_iou, point_distances, point_metrics
-from camseg.pipelines import BasicSamPipeline, ForegroundBackgroundPipeline
+from camseg.data.dataset import DatasetError, ShapesDataset, normalize
+from camseg.data.io import check_output_file, save_mask, to_rgb
+from camseg.evaluation.metrics import centre_of_mass, iou, iou_per_image, mean_iou, point_distances, point_metrics
+from camseg.models.cam import GradCAM, GradCAMPlusPlus
+from camseg.models.classifier import load_checkpoint
+from camseg.pipelines.pipeline import BasicSamPipeline, ForegroundBackgroundPipeline
+from camseg.pipelines.segment import segment_image
+from camseg.prompting.prompts import PromptContext
 from camseg.segmenters import get_segmenter
-from camseg.segmenters.checkpoints import CheckpointError
-from camseg.io import check_output_file, save_mask, to_rgb
-from camseg.prompts import PromptContext
-from camseg.segment import segment_image
-from camseg.segmenters.checkpoints import resolve_checkpoint
+from camseg.segmenters.checkpoints import CheckpointError, resolve_checkpoint
 from camseg.segmenters.sam import load_sam
-from conftest import TinyNet
 
 H, W = 48, 64
 
@@ -55,7 +54,7 @@ class Env:
         self.root, self.dataset = root, dataset
         self._n = 0
         # checkpoints: one good classifier file, then broken variants
-        from camseg.classifier import save_checkpoint, train_classifier
+        from camseg.models.classifier import save_checkpoint, train_classifier
 
         clf = train_classifier(dataset, arch="resnet18", epochs=1, batch_size=4, pretrained=False, input_scale=1.0,
                                seed=0, progress=False, log=None)
@@ -119,14 +118,15 @@ def _empty_mask(root: Path) -> None:
 
 
 def _evaluate(e: Env, data: Path | None = None, **kw) -> dict:
-    from camseg.evaluate import evaluate
+    from camseg.evaluation.evaluate import evaluate
 
     return evaluate(data or e.dataset, e.good_ckpt, get_segmenter("regiongrow"), progress=False, **kw)
 
 
 def _build_into(e: Env, make: Callable[[Path], None], **kw) -> Path:
-    from camseg.data import build_dataset
     from conftest import TINY_SIZES
+
+    from camseg.data.dataset import build_dataset
 
     e._n += 1
     out = e.root / f"out{e._n}"
@@ -171,7 +171,7 @@ CASES = [
     Case("pipeline/0-1-floats", lambda e: e.pipe(torch.as_tensor(e.uint8).permute(0, 3, 1, 2).float() / 255),
          ValueError, r"\[0, 1\].*not normalised"),
     Case("pipeline/channels-last", lambda e: e.pipe(e.x.permute(0, 2, 3, 1)), ValueError, "channels last"),
-    Case("pipeline/numpy-uint8", lambda e: e.pipe(e.uint8), ValueError, "camseg.data.normalize"),
+    Case("pipeline/numpy-uint8", lambda e: e.pipe(e.uint8), ValueError, "camseg.data.dataset.normalize"),
     Case("pipeline/empty-batch", lambda e: e.pipe(e.x[:0]), ValueError, "empty"),
     Case("pipeline/nan", lambda e: e.pipe(e.x * torch.nan), ValueError, "NaN"),
     Case("pipeline/unknown-class", lambda e: e.pipe.run(e.x, targets="hexagon"), ValueError,

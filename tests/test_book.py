@@ -69,7 +69,7 @@ def test_ipynb_twin_in_sync(md, tmp_path):
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.name)
 def test_chapters_define_no_logic(md):
-    """Chapters call camseg; functions, classes and lambdas belong in camseg.viz / camseg.report."""
+    """Chapters call camseg; functions, classes and lambdas belong in camseg.publishing.viz / camseg.publishing.report."""
     for source in _code_cells(md):
         code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
         for node in ast.walk(ast.parse(code)):
@@ -133,7 +133,7 @@ def test_chapter_opens_with_prose_and_shown_code_fits(md):
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.name)
 def test_figure_cells_have_numbered_captions(md):
-    """A cell that draws with camseg.viz is a captioned, named figure (or is glued into one)."""
+    """A cell that draws with camseg.publishing.viz is a captioned, named figure (or is glued into one)."""
     text = md.read_text()
     for cell in _cells(md):
         if cell.cell_type != "code" or "viz." not in cell.source:

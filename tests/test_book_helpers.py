@@ -1,4 +1,4 @@
-"""camseg.book: the glue values the chapters quote, the reproducibility box, the derived arrays."""
+"""camseg.publishing.book: the glue values the chapters quote, the reproducibility box, the derived arrays."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from camseg import book
+from camseg.publishing import book
 
 
 def _pipe(iou, fg, bg=None):
@@ -119,7 +119,8 @@ def test_backend_sentence_says_why_in_plain_words(res, name, expected):
 
 
 def test_a_build_without_the_shift_suite_still_makes_the_robustness_chapter():
-    from camseg import robustness, viz
+    from camseg.evaluation import robustness
+    from camseg.publishing import viz
 
     s = book.Book({"segmenter": "regiongrow", "suite": None}).suite
     assert s.sets == {} and s.seeds == ()
@@ -133,7 +134,7 @@ def _untrained_book(images, masks, labels):
     """A Book over these arrays with a randomly initialised EfficientNet-Lite0 (seed 0), in eval mode."""
     import torch
 
-    from camseg.classifier import build_classifier
+    from camseg.models.classifier import build_classifier
 
     torch.manual_seed(0)
     model, _ = build_classifier("efficientnet_lite0", pretrained=False)
@@ -143,9 +144,9 @@ def _untrained_book(images, masks, labels):
 
 
 def test_layer_breakdown_rows_are_each_layer_their_mean_and_the_pipelines_cam():
-    from camseg.cam import GradCAM
-    from camseg.classifier import ARCHITECTURES, default_cam, default_target_layers
-    from camseg.data import normalize
+    from camseg.data.dataset import normalize
+    from camseg.models.cam import GradCAM
+    from camseg.models.classifier import ARCHITECTURES, default_cam, default_target_layers
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (2, 48, 64, 3), dtype=np.uint8)
@@ -167,9 +168,10 @@ def test_layer_breakdown_rows_are_each_layer_their_mean_and_the_pipelines_cam():
 def test_other_class_explains_the_class_offset_places_after_the_label():
     import torch
 
-    from camseg.cam import GradCAM
-    from camseg.classifier import default_target_layers
-    from camseg.data import CLASSES, normalize
+    from camseg.data.dataset import normalize
+    from camseg.data.shapes import CLASSES
+    from camseg.models.cam import GradCAM
+    from camseg.models.classifier import default_target_layers
 
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)

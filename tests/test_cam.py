@@ -1,4 +1,4 @@
-"""Behaviour of camseg.cam: known answers, hooks, model state, bad input."""
+"""Behaviour of camseg.models.cam: known answers, hooks, model state, bad input."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TinyNet, assert_valid_cam
 from torch import nn
 
-from camseg.cam import GradCAM, GradCAMPlusPlus, rescale_maps
-from conftest import TinyNet, assert_valid_cam
+from camseg.models.cam import GradCAM, GradCAMPlusPlus, rescale_maps
 
 METHODS = [GradCAM, GradCAMPlusPlus]
 
@@ -228,7 +228,7 @@ def test_thousand_calls_leave_no_hooks_and_no_memory_growth(tiny_model):
 
 
 def test_translate_known_answer():
-    from camseg.cam import translate
+    from camseg.models.cam import translate
 
     x = torch.arange(12.0).reshape(1, 1, 3, 4)
     right = translate(x, 1, 0)[0, 0]  # content one pixel right, first column repeated
@@ -242,7 +242,7 @@ def test_translate_known_answer():
 def test_augmented_cam_known_answer(tiny_model, image_batch):
     """The mean over the copies (mirror x shifts) of each copy's maps moved back; the
     original's logits and classes."""
-    from camseg.cam import AugmentedCAM, translate
+    from camseg.models.cam import AugmentedCAM, translate
 
     plain = GradCAM(tiny_model, [tiny_model.conv1, tiny_model.conv2])
     cam = AugmentedCAM(plain, flip=True, shifts=[(3, 0), (0, -2)])
@@ -265,7 +265,7 @@ def test_augmented_cam_known_answer(tiny_model, image_batch):
 
 
 def test_augmented_cam_without_copies_is_the_cam(tiny_model, image_batch):
-    from camseg.cam import AugmentedCAM
+    from camseg.models.cam import AugmentedCAM
 
     plain = GradCAM(tiny_model, [tiny_model.conv2])
     cam = AugmentedCAM(plain, flip=False, shifts=[(0, 0)])
@@ -276,7 +276,7 @@ def test_augmented_cam_without_copies_is_the_cam(tiny_model, image_batch):
 @pytest.mark.parametrize("method", METHODS)
 def test_mirror_averaged_cam_is_mirror_equivariant(method, tiny_model, image_batch):
     """Explaining the mirrored image for the same classes gives the mirrored map."""
-    from camseg.cam import AugmentedCAM
+    from camseg.models.cam import AugmentedCAM
 
     cam = AugmentedCAM(method(tiny_model, [tiny_model.conv2]), flip=True)
     targets = [0, 1, 2, 3]
@@ -289,7 +289,7 @@ def test_mirror_averaged_cam_is_mirror_equivariant(method, tiny_model, image_bat
 def test_augmented_cam_explains_the_class_classify_chooses(tiny_model, image_batch):
     """With ``classify``, its scores are the logits and their top classes the targets (given
     targets still win); the maps are those of the CAM explaining those classes."""
-    from camseg.cam import AugmentedCAM
+    from camseg.models.cam import AugmentedCAM
 
     plain = GradCAM(tiny_model, [tiny_model.conv2])
     own = plain.compute(image_batch)
@@ -312,7 +312,7 @@ def test_augmented_cam_explains_the_class_classify_chooses(tiny_model, image_bat
 
 
 def test_augmented_cam_checks_its_inputs(tiny_model):
-    from camseg.cam import AugmentedCAM
+    from camseg.models.cam import AugmentedCAM
 
     with pytest.raises(TypeError, match="cam must be a BaseCAM"):
         AugmentedCAM(tiny_model)

@@ -22,12 +22,12 @@ import pytest
 
 pytest.importorskip("pytorch_grad_cam")
 import pytorch_grad_cam.base_cam as ref_base  # noqa: E402
+from conftest import assert_valid_cam  # noqa: E402
 from pytorch_grad_cam import GradCAM as RefGradCAM  # noqa: E402
 from pytorch_grad_cam import GradCAMPlusPlus as RefGradCAMPlusPlus  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
-from camseg.cam import GradCAM, GradCAMPlusPlus  # noqa: E402
-from conftest import assert_valid_cam  # noqa: E402
+from camseg.models.cam import GradCAM, GradCAMPlusPlus  # noqa: E402
 
 
 def _spec_scale(cam: np.ndarray, target_size=None) -> np.ndarray:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from camseg.cam import AugmentedCAM, GradCAM
-from camseg.classifier import (
-    ARCHITECTURES, build_classifier, default_cam, default_target_layers, flip_logits, load_checkpoint,
-    save_checkpoint, train_classifier,
-)
 from conftest import assert_valid_cam
+
+from camseg.models.cam import AugmentedCAM, GradCAM
+from camseg.models.classifier import (
+    ARCHITECTURES,
+    build_classifier,
+    default_cam,
+    default_target_layers,
+    flip_logits,
+    load_checkpoint,
+    save_checkpoint,
+    train_classifier,
+)
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
@@ -40,7 +46,7 @@ def test_architectures_build_and_explain(arch):
 
 def test_flip_logits_known_answer_and_flip_invariance():
     """The log of the mean softmax over the four flips; the same for any flip of the input."""
-    from camseg.classifier import FLIPS, flip_logits
+    from camseg.models.classifier import FLIPS, flip_logits
 
     torch.manual_seed(1)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(5))
@@ -91,14 +97,14 @@ def test_folded_padding_gives_the_package_outputs_and_gradients():
     # the package's own modules pad explicitly; camseg folds the symmetric pads into the convolutions
     from efficientnet_lite_pytorch import EfficientNet
 
-    from camseg.classifier import _fold_same_padding
+    from camseg.models.classifier import fold_same_padding
 
     torch.manual_seed(0)
     ref = EfficientNet.from_name("efficientnet-lite0", num_classes=5)
     folded = EfficientNet.from_name("efficientnet-lite0", num_classes=5)
     folded.load_state_dict(ref.state_dict())
-    assert _fold_same_padding(folded) == 12  # the stride-1 3 x 3 and 5 x 5 convolutions
-    assert _fold_same_padding(folded) == 0
+    assert fold_same_padding(folded) == 12  # the stride-1 3 x 3 and 5 x 5 convolutions
+    assert fold_same_padding(folded) == 0
     explicit = [m for m in folded.modules() if isinstance(getattr(m, "static_padding", None), torch.nn.ZeroPad2d)]
     assert explicit and all(tuple(m.stride) == (2, 2) for m in explicit)  # asymmetric: kept
     x = torch.randn(3, 3, 96, 128)
@@ -189,7 +195,7 @@ def test_save_is_atomic(trained, tmp_path, monkeypatch):
 
 
 def test_frozen_modules_do_not_change(tiny_dataset):
-    from camseg.classifier import build_classifier
+    from camseg.models.classifier import build_classifier
 
     torch.manual_seed(3)
     start, _ = build_classifier("resnet18", pretrained=False, input_scale=1.0)
@@ -208,7 +214,7 @@ def test_frozen_modules_do_not_change(tiny_dataset):
 def test_set_cpu_threads_sets_torch_and_opencv_and_rejects_bad_counts():
     import cv2
 
-    from camseg.devices import set_cpu_threads
+    from camseg.utils.devices import set_cpu_threads
 
     before = torch.get_num_threads(), cv2.getNumThreads()
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from camseg.cli import main
-from camseg.data import ShapesDataset
+from camseg.data.dataset import ShapesDataset
 
 
 def test_data_build(tmp_path, fake_cifar, capsys):

@@ -110,7 +110,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def _cifar10(fake_cifar) -> tuple[Path, dict[str, int]]:
-    from camseg.cifar import default_offline_locations
+    from camseg.data.cifar import default_offline_locations
 
     for folder in default_offline_locations():
         if (folder / "train.tar").is_file():

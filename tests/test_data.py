@@ -10,14 +10,12 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_SIZES
 from PIL import Image
 
-from camseg import cifar
-from camseg.data import (
-    CLASSES, IMAGE_SIZE, DatasetError, ShapeSpec, ShapesDataset, build_dataset, denormalize, normalize,
-    read_manifest, render_sample, sample_shape, shape_polygon,
-)
-from conftest import TINY_SIZES
+from camseg.data import cifar
+from camseg.data.dataset import DatasetError, ShapesDataset, build_dataset, denormalize, normalize, read_manifest
+from camseg.data.shapes import CLASSES, IMAGE_SIZE, ShapeSpec, render_sample, sample_shape, shape_polygon
 
 
 def _files(root):
@@ -92,8 +90,8 @@ def _dead_pid() -> int:
 
 
 def test_interrupted_build_leaves_nothing(tmp_path, fake_cifar, monkeypatch):
-    import camseg.data as data
-    from camseg.paths import STALE_SECONDS, owner_tag
+    import camseg.data.dataset as data
+    from camseg.utils.paths import STALE_SECONDS, owner_tag
 
     calls = {"n": 0}
     real = data._png_bytes

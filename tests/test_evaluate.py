@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import torch
 import pytest
+import torch
 from PIL import Image
 
 from camseg.cli import main
-from camseg.evaluate import evaluate, format_table, write_json
+from camseg.evaluation.evaluate import evaluate, write_json
+from camseg.publishing.tables import format_table
 from camseg.segmenters import get_segmenter
 
 KEYS = {"iou", "fg_hit_rate", "fg_distance", "bg_hit_rate", "bg_distance", "seconds"}
@@ -35,8 +36,8 @@ def test_result_shape(result):
 
 
 def test_oracle_is_the_segmenters_upper_bound(result, tiny_dataset):
-    from camseg.data import ShapesDataset
-    from camseg.metrics import iou_per_image
+    from camseg.data.dataset import ShapesDataset
+    from camseg.evaluation.metrics import iou_per_image
 
     oracle = result["pipelines"]["oracle"]
     assert oracle["fg_hit_rate"] == 1.0  # the oracle point is inside the mask by construction
@@ -98,8 +99,8 @@ def test_cli_bad_inputs(tiny_dataset, tiny_checkpoint, tmp_path, capsys):
 
 def test_explain_label_prompts_with_the_labelled_class(tiny_dataset, tiny_checkpoint, monkeypatch):
     """--explain label: Grad-CAM is asked for each image's labelled class; the keys of SPEC section 8 stay."""
-    from camseg import evaluate as ev
-    from camseg.data import ShapesDataset
+    from camseg.data.dataset import ShapesDataset
+    from camseg.evaluation import evaluate as ev
 
     asked = []
     real = ev.BasicSamPipeline.context

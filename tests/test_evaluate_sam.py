@@ -7,9 +7,10 @@ import pytest
 
 pytest.importorskip("segment_anything")
 
-from camseg.evaluate import evaluate  # noqa: E402
-from camseg.segmenters import SamSegmenter  # noqa: E402
 from test_sam import EncoderCounter, tiny_sam  # noqa: E402
+
+from camseg.evaluation.evaluate import evaluate  # noqa: E402
+from camseg.segmenters import SamSegmenter  # noqa: E402
 
 
 def test_encoder_runs_once_per_image_for_all_pipelines(tiny_dataset, tiny_checkpoint):

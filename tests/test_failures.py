@@ -1,12 +1,12 @@
-"""camseg.failures: one cause per failed image, on hand-built cases."""
+"""camseg.evaluation.failures: one cause per failed image, on hand-built cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from camseg.failures import FAILURE_KINDS, classify_failures
-from camseg.metrics import iou_per_image
+from camseg.evaluation.failures import FAILURE_KINDS, classify_failures
+from camseg.evaluation.metrics import iou_per_image
 
 H, W = 10, 12
 

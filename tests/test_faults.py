@@ -22,11 +22,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from test_sam import tiny_sam
 
-from camseg.paths import STALE_SECONDS, atomic_path, remove_stale_partials
 from camseg.segmenters import SamSegmenter
 from camseg.segmenters.checkpoints import CheckpointSpec, download_checkpoint
-from test_sam import tiny_sam
+from camseg.utils.paths import STALE_SECONDS, atomic_path, remove_stale_partials
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB "checkpoint"
 SPEC = CheckpointSpec("vit_b", "sam_fake_0123ab.pth", len(PAYLOAD), sha256=hashlib.sha256(PAYLOAD).hexdigest(),
@@ -112,7 +112,7 @@ def test_download_killed_mid_write_is_never_taken_and_is_cleaned_up(tmp_path, mo
 
 
 def test_a_live_writers_partial_is_kept_until_its_owner_is_gone(tmp_path):
-    from camseg.paths import owner_tag
+    from camseg.utils.paths import owner_tag
 
     host = owner_tag().split("@")[1]
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -216,13 +216,14 @@ def _dead_pid() -> int:
 
 def test_concurrent_builds_of_one_folder_give_one_complete_dataset(tmp_path, fake_cifar):
     """A second build started while the first is writing waits for it, then reuses its verified result."""
-    from camseg.data import ShapesDataset, build_dataset, verify_dataset
     from conftest import TINY_SIZES
+
+    from camseg.data.dataset import ShapesDataset, build_dataset, verify_dataset
 
     out = tmp_path / "ds"
     code = textwrap.dedent(f"""
         import time
-        import camseg.data as data
+        import camseg.data.dataset as data
         real = data._png_bytes
         def slow(array):
             time.sleep(0.03)
@@ -249,8 +250,9 @@ def test_concurrent_builds_of_one_folder_give_one_complete_dataset(tmp_path, fak
 
 
 def test_a_rerun_verifies_before_it_trusts(tmp_path, fake_cifar):
-    from camseg.data import DatasetError, build_dataset, verify_dataset
     from conftest import TINY_SIZES
+
+    from camseg.data.dataset import DatasetError, build_dataset, verify_dataset
 
     out = build_dataset(tmp_path / "ds", seed=0, cifar10=fake_cifar, sizes=TINY_SIZES, progress=False)
     good = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png")}
@@ -304,10 +306,11 @@ def test_overwrite_replaces_only_a_camseg_dataset_or_an_empty_folder(tmp_path, f
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
 def test_files_get_the_users_umask(tmp_path, fake_cifar, umask):
-    from camseg.classifier import save_checkpoint
-    from camseg.data import build_dataset
-    from camseg.io import save_mask
     from conftest import TINY_SIZES, TinyNet
+
+    from camseg.data.dataset import build_dataset
+    from camseg.data.io import save_mask
+    from camseg.models.classifier import save_checkpoint
 
     old = os.umask(umask)
     try:
@@ -325,9 +328,10 @@ def test_files_get_the_users_umask(tmp_path, fake_cifar, umask):
 
 
 def test_a_killed_trainings_partial_checkpoint_is_removed_by_the_next_save(tmp_path):
-    from camseg.classifier import save_checkpoint
-    from camseg.paths import owner_tag
     from conftest import TinyNet
+
+    from camseg.models.classifier import save_checkpoint
+    from camseg.utils.paths import owner_tag
 
     host = owner_tag().split("@")[1]
     left = tmp_path / f".c.pt.{_dead_pid()}@{host}.k1.partial"  # a training killed while saving, a moment ago

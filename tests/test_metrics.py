@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from camseg.metrics import (
-    centre_of_mass, iou, iou_per_image, mean_iou, point_distances, point_hits, point_metrics,
+from camseg.evaluation.metrics import (
+    centre_of_mass,
+    iou,
+    iou_per_image,
+    mean_iou,
+    point_distances,
+    point_hits,
+    point_metrics,
 )
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import red_and_blue_image
 
-from camseg.data import normalize
-from camseg.metrics import iou
-from camseg.pipelines import (
-    BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline, resolve_targets,
+from camseg.data.dataset import normalize
+from camseg.evaluation.metrics import iou
+from camseg.pipelines.pipeline import (
+    BasicSamPipeline,
+    ForegroundBackgroundPipeline,
+    ForegroundPointsPipeline,
+    resolve_targets,
 )
 from camseg.segmenters import get_segmenter
-from conftest import red_and_blue_image
 
 
 @pytest.fixture()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from camseg.data import CLASSES, ShapesDataset, build_dataset, read_manifest
-from camseg.profiles import (
-    SHIFT_PROFILES, WIDE, FreshShapes, ShapeDistribution, contrast, profile, render, sample_images,
-)
+from camseg.data.dataset import ShapesDataset, build_dataset, read_manifest
+from camseg.data.profiles import SHIFT_PROFILES, WIDE, ShapeDistribution, contrast, profile, render, sample_images
+from camseg.data.sets import FreshShapes
+from camseg.data.shapes import CLASSES
 
 
 def _bg(n=5, seed=0):
@@ -116,9 +116,10 @@ def test_every_shift_profile_renders():
 def test_dataset_validation_set_is_the_wide_trainings_and_needs_a_val_split(tiny_dataset, fake_cifar, tmp_path):
     """The validation set of a dataset folder: the one ``wide_training`` selects epochs on, drawn
     from the val split's photos with the manifest's seed and sizes."""
-    from camseg.cifar import resolve_cifar10
-    from camseg.profiles import dataset_validation_set, validation_set, wide_training
     from conftest import TINY_SIZES
+
+    from camseg.data.cifar import resolve_cifar10
+    from camseg.data.sets import dataset_validation_set, validation_set, wide_training
 
     images, labels, masks = dataset_validation_set(tiny_dataset, profile("border"), cifar10=fake_cifar)
     expected = validation_set(resolve_cifar10(fake_cifar), profile("border"), 0, TINY_SIZES)

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from conftest import red_and_blue_image
 
-from camseg.data import normalize
-from camseg.prompts import (
+from camseg.data.dataset import normalize
+from camseg.prompting.prompts import (
     CamArgmax,
     CamCentroid,
     CamInterior,
     CenterPoint,
-    MaskScoring,
     PromptContext,
     Prompts,
     deepest_point,
@@ -20,11 +19,12 @@ from camseg.prompts import (
     rowcol_to_xy,
     stack_prompts,
 )
-from camseg.regions import (
+from camseg.prompting.regions import (
     CamSupportScore,
     DeletionScore,
     KeepScore,
     LinearScore,
+    MaskScoring,
     SimilarityScore,
 )
 from camseg.segmenters import RegionGrowSegmenter, get_segmenter

@@ -18,8 +18,8 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from camseg.metrics import iou, iou_per_image, point_metrics
-from camseg.prompts import CamArgmax, CamCentroid, CamInterior, CenterPoint, PromptContext, oracle_points
+from camseg.evaluation.metrics import iou, iou_per_image, point_metrics
+from camseg.prompting.prompts import CamArgmax, CamCentroid, CamInterior, CenterPoint, PromptContext, oracle_points
 from camseg.segmenters import get_segmenter
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True,

@@ -7,11 +7,18 @@ import pytest
 import torch
 from torch import nn
 
-from camseg.modes import eval_mode
-from camseg.regions import (
-    FEATURES, LinearScore, Proposal, RegionEvidence, Regions, SimilarityScore, best_region, fit_linear_score,
+from camseg.evaluation.robustness import by_bins, failure_causes, mean_sd, seed_table
+from camseg.models.cam import eval_mode
+from camseg.prompting.regions import (
+    FEATURES,
+    LinearScore,
+    Proposal,
+    RegionEvidence,
+    Regions,
+    SimilarityScore,
+    best_region,
+    fit_linear_score,
 )
-from camseg.robustness import by_bins, failure_causes, mean_sd, seed_table
 
 
 def test_eval_mode_restores_each_modules_own_flag_even_on_error():
@@ -140,12 +147,13 @@ def test_failure_causes_label_prompt_ignores_the_classifier():
 def test_compare_and_collect_on_a_known_image(redness_model):
     """The red square is what the redness classifier needs: classifier scorers pick it, its
     regions are labelled hits, and the features come out for every kept region."""
-    from camseg.data import normalize
-    from camseg.prompts import PromptContext
-    from camseg.regionfit import collect_features, compare_scorers
-    from camseg.regions import DeletionScore, KeepScore
-    from camseg.segmenters import get_segmenter
     from conftest import red_and_blue_image
+
+    from camseg.data.dataset import normalize
+    from camseg.evaluation.regionfit import collect_features, compare_scorers
+    from camseg.prompting.prompts import PromptContext
+    from camseg.prompting.regions import DeletionScore, KeepScore
+    from camseg.segmenters import get_segmenter
 
     image, red = red_and_blue_image()
     cam = np.zeros((1, 48, 64), np.float32)
@@ -200,7 +208,7 @@ class _RedDetector(nn.Module):
 
 
 def test_removal_takes_the_object_away_where_deletion_leaves_its_silhouette():
-    from camseg.data import normalize
+    from camseg.data.dataset import normalize
 
     image = np.zeros((24, 32, 3), np.uint8)
     image[8:16, 10:18] = (255, 0, 0)
@@ -222,8 +230,8 @@ def test_the_default_score_is_the_recorded_fit():
     import json
     from pathlib import Path
 
-    from camseg.regionfit import FITTED_FEATURES
-    from camseg.regions import FITTED_SCORE, MaskScoring
+    from camseg.evaluation.regionfit import FITTED_FEATURES
+    from camseg.prompting.regions import FITTED_SCORE, MaskScoring
 
     fit = json.loads((Path(__file__).parents[1] / "results" / "regionfit.json").read_text())
     recorded = fit["fitted"]["fitted"]
@@ -238,14 +246,14 @@ def test_the_default_score_is_the_recorded_fit():
 
 def test_regionfit_pools_classifiers_and_compares_each(tiny_dataset, tiny_checkpoint, fake_cifar, tmp_path,
                                                        monkeypatch):
-    """``python -m camseg.regionfit`` with two classifiers: one pooled fit, a comparison per
+    """``python -m camseg.evaluation.regionfit`` with two classifiers: one pooled fit, a comparison per
     classifier and their mean; an --n the validation set cannot give is refused."""
     import json
     import shutil
-
     from dataclasses import replace
 
-    from camseg import profiles, regionfit
+    from camseg.data import profiles
+    from camseg.evaluation import regionfit
 
     monkeypatch.setenv("CAMSEG_CIFAR10", str(fake_cifar))
     # large shapes inside the image: the tiny classifier's regions then hold hits and misses to fit
@@ -273,7 +281,7 @@ def test_candidate_cap_is_the_one_chosen_on_validation_data():
     import re
     from pathlib import Path
 
-    from camseg.regions import MaskScoring
+    from camseg.prompting.regions import MaskScoring
 
     text = (Path(__file__).parents[1] / "results" / "candidates-val.txt").read_text()
     rows = re.findall(r"^\| (\w+) \((\d+)\) \| (\d+) \| [\d.]+ ± [\d.]+ \| ([\d. /]+) \|", text, re.M)
@@ -290,8 +298,8 @@ def test_foreground_hits_checks_each_images_first_point():
     """Known answer: the first point of each image against its mask, over several contexts in order."""
     from types import SimpleNamespace
 
-    from camseg.prompts import Prompts
-    from camseg.regionfit import foreground_hits
+    from camseg.evaluation.regionfit import foreground_hits
+    from camseg.prompting.prompts import Prompts
 
     masks = np.zeros((3, 4, 6), bool)
     masks[:, 1:3, 2:5] = True  # rows 1-2, columns 2-4

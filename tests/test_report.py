@@ -1,4 +1,4 @@
-"""camseg.report: the PDF report from a tiny fake results dict (no training), and the caches."""
+"""camseg.publishing.report: the PDF report from a tiny fake results dict (no training), and the caches."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from camseg import report
+from camseg.build import artifacts
+from camseg.publishing import report, tables
 
 pypdf = pytest.importorskip("pypdf")
 pytest.importorskip("weasyprint")
@@ -75,12 +76,12 @@ def test_report_pdf_pages_backend_and_every_number(fake_results, tmp_path):
     assert "cam_argmax" not in text and "CAM maximum" in second  # plain names
     for tag in ("clean", "degraded"):
         for name, m in fake_results["eval"][tag]["pipelines"].items():
-            assert report.fmt(m["iou"]) in text, (tag, name, "iou")
-            assert report.fmt(m["fg_hit_rate"]) in text
-            assert report.fmt(m["fg_distance"], "distance") in text
+            assert tables.fmt(m["iou"]) in text, (tag, name, "iou")
+            assert tables.fmt(m["fg_hit_rate"]) in text
+            assert tables.fmt(m["fg_distance"], "distance") in text
             if m["bg_hit_rate"] is not None:
-                assert report.fmt(m["bg_hit_rate"]) in text
-                assert report.fmt(m["bg_distance"], "distance") in text
+                assert tables.fmt(m["bg_hit_rate"]) in text
+                assert tables.fmt(m["bg_distance"], "distance") in text
     for label in ("IoU", "fg hit", "bg hit", "oracle", "centre", "degraded", "fg dist (px) ↓"):
         assert label in text
     assert not list(out.parent.glob("*.partial"))  # atomic: no leftovers
@@ -114,9 +115,9 @@ def test_failed_render_leaves_old_pdf(fake_results, tmp_path, monkeypatch):
 
 
 def test_fmt():
-    assert report.fmt(None) == "–"
-    assert report.fmt(0.98827) == "0.988"
-    assert report.fmt(11.964, "distance") == "12.0"
+    assert tables.fmt(None) == "–"
+    assert tables.fmt(0.98827) == "0.988"
+    assert tables.fmt(11.964, "distance") == "12.0"
 
 
 def test_default_workdir(tmp_path, monkeypatch):
@@ -124,6 +125,6 @@ def test_default_workdir(tmp_path, monkeypatch):
     (tmp_path / "book").mkdir()
     monkeypatch.chdir(tmp_path / "book")
     monkeypatch.delenv("CAMSEG_WORKDIR", raising=False)
-    assert report.default_workdir() == tmp_path.resolve() / "artifacts"
+    assert artifacts.default_workdir() == tmp_path.resolve() / "artifacts"
     monkeypatch.setenv("CAMSEG_WORKDIR", str(tmp_path / "w"))
-    assert report.default_workdir() == tmp_path / "w"
+    assert artifacts.default_workdir() == tmp_path / "w"

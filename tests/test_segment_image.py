@@ -1,18 +1,18 @@
-"""One image of any size and mode: camseg.segment and camseg.io."""
+"""One image of any size and mode: camseg.pipelines.segment and camseg.data.io."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import red_and_blue_image
 from PIL import Image
 
-from camseg.data import normalize
-from camseg.io import check_output_file, check_output_folder, load_image, save_mask, to_rgb
-from camseg.metrics import iou
-from camseg.segment import min_image_size, resize_rgb, scale_points, segment_image
+from camseg.data.dataset import normalize
+from camseg.data.io import check_output_file, check_output_folder, load_image, save_mask, to_rgb
+from camseg.evaluation.metrics import iou
+from camseg.pipelines.segment import min_image_size, resize_rgb, scale_points, segment_image
 from camseg.segmenters import get_segmenter
-from conftest import red_and_blue_image
 
 
 def _upscaled(factor: int) -> tuple[np.ndarray, np.ndarray]:

@@ -163,7 +163,7 @@ def _reference_areas(dist, row, col, steps):
 
 @pytest.mark.parametrize("seed", range(40))
 def test_leak_guard_reads_few_steps_and_agrees_with_the_whole_curve(seed):
-    from camseg.segmenters.offline import TOLERANCE_STEPS, _AreaCurve, _area_curve, _stable_step
+    from camseg.segmenters.offline import TOLERANCE_STEPS, area_curve, AreaCurve, stable_step
 
     rng = np.random.default_rng(seed)
     # a blob of one colour on a background of another, both noisy, sometimes touching: leaks at some step
@@ -174,30 +174,30 @@ def test_leak_guard_reads_few_steps_and_agrees_with_the_whole_curve(seed):
     dist[blob] = np.abs(rng.normal(0, rng.uniform(1, 8), blob.sum()))
     steps = np.asarray(TOLERANCE_STEPS, float)
     ref = _reference_areas(dist, r0, c0, steps)
-    np.testing.assert_array_equal(_area_curve(dist, r0, c0, steps), ref)
+    np.testing.assert_array_equal(area_curve(dist, r0, c0, steps), ref)
     for stability, plateau, min_area in ((0.2, 0.25, 6), (0.05, 0.1, 6), (0.5, 0.5, 30)):
-        lazy = _AreaCurve(dist, r0, c0, steps)
-        assert _stable_step(lazy, steps, stability, plateau, min_area) == stable_tolerance(
+        lazy = AreaCurve(dist, r0, c0, steps)
+        assert stable_step(lazy, steps, stability, plateau, min_area) == stable_tolerance(
             ref, steps, stability, plateau, min_area)
         assert len(lazy._areas) <= len(steps)
 
 
 def test_leak_guard_stops_reading_once_decided():
-    from camseg.segmenters.offline import _AreaCurve, _stable_step
+    from camseg.segmenters.offline import AreaCurve, stable_step
 
     dist = np.full((H, W), 100.0)
     dist[10:20, 10:20] = 3.0  # a flat square, 100 px, far from its background's colour
     steps = np.arange(1.0, 23.0) * 4  # 4, 8, ..., 88
-    curve = _AreaCurve(dist, 15, 15, steps)
-    assert _stable_step(curve, steps, 0.2, 0.25, 6) == 96.0 - 8.0  # calm from step 1; the last within 25 %
-    curve = _AreaCurve(dist, 15, 15, np.arange(1.0, 30.0))
-    assert _stable_step(curve, curve.steps, 0.2, 0.25, 6) == 29.0  # never leaks: every step is read
+    curve = AreaCurve(dist, 15, 15, steps)
+    assert stable_step(curve, steps, 0.2, 0.25, 6) == 96.0 - 8.0  # calm from step 1; the last within 25 %
+    curve = AreaCurve(dist, 15, 15, np.arange(1.0, 30.0))
+    assert stable_step(curve, curve.steps, 0.2, 0.25, 6) == 29.0  # never leaks: every step is read
     dist[30:40, 30:60] = 50.0
-    curve = _AreaCurve(dist, 15, 15, np.arange(1.0, 30.0) * 2)
-    assert _stable_step(curve, curve.steps, 0.2, 0.25, 6) == 58.0
+    curve = AreaCurve(dist, 15, 15, np.arange(1.0, 30.0) * 2)
+    assert stable_step(curve, curve.steps, 0.2, 0.25, 6) == 58.0
     dist[20:30, 10:40] = 50.0  # a larger patch touching the square: from tolerance 50 the region spills into it
-    curve = _AreaCurve(dist, 15, 15, np.array([2.0, 4, 6, 8, 10, 60, 70, 80, 90, 100, 110]))
-    assert _stable_step(curve, curve.steps, 0.2, 0.25, 6) == 10.0
+    curve = AreaCurve(dist, 15, 15, np.array([2.0, 4, 6, 8, 10, 60, 70, 80, 90, 100, 110]))
+    assert stable_step(curve, curve.steps, 0.2, 0.25, 6) == 10.0
     assert sorted(curve._areas) == [0, 1, 2, 3, 4, 5]  # decided at step 1; step 5 spills; 6-10 never read
 
 

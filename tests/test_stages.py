@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from camseg.stages import MIB, StageLog, tree_rss
+from camseg.build.stages import MIB, StageLog, tree_rss
 
 
 class ScriptedProbe:
@@ -86,7 +86,7 @@ def _in_fresh_interpreter(code: str) -> dict:
 def test_real_memory_peaks_in_a_fresh_process():
     rows = _in_fresh_interpreter("""
         import json, numpy as np
-        from camseg.stages import StageLog
+        from camseg.build.stages import StageLog
         log = StageLog(echo=None)
         with log.stage("big"):
             block = np.ones(200 * 2**20, np.uint8)  # 200 MiB, touched
@@ -103,7 +103,7 @@ def test_real_memory_peaks_in_a_fresh_process():
 def test_children_are_counted():
     rows = _in_fresh_interpreter("""
         import json, subprocess, sys
-        from camseg.stages import StageLog
+        from camseg.build.stages import StageLog
         child_code = ("import numpy as np, sys; a = np.ones(300 * 2**20, np.uint8); "
                       "print('ready', flush=True); sys.stdin.read()")
         log = StageLog(echo=None)

@@ -1,11 +1,11 @@
-"""camseg.tables: one formatter for the book, the PDF and the CLI."""
+"""camseg.publishing.tables: one formatter for the book, the PDF and the CLI."""
 
 from __future__ import annotations
 
 import pytest
 
-from camseg import tables
-from camseg.tables import Column, Table
+from camseg.publishing import tables
+from camseg.publishing.tables import Column, Table
 
 
 def _pipe(iou, fg, bg=None):
@@ -91,7 +91,7 @@ def test_published_table_has_sources_and_this_build():
 
 
 def test_cli_table_uses_the_helper():
-    from camseg.evaluate import format_table
+    from camseg.publishing.tables import format_table
 
     text = format_table(_result())
     assert "CAM foreground + background points" in text and "CAM maximum" in text

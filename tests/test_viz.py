@@ -1,4 +1,4 @@
-"""camseg.viz: every helper returns a Figure with the expected axes, on tiny arrays."""
+"""camseg.publishing.viz: every helper returns a Figure with the expected axes, on tiny arrays."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from camseg import viz
+from camseg.publishing import viz
 
 
 @pytest.fixture()
@@ -127,7 +127,7 @@ def test_cam_overlay_and_png(tiny):
 
 
 def test_slic_masks_follow_image_edges_and_check_input():
-    from camseg.analysis import slic_masks, threshold_masks
+    from camseg.models.analysis import slic_masks, threshold_masks
 
     img = np.zeros((1, 24, 32, 3), np.uint8)
     img[0, 6:18, 8:20] = (200, 30, 30)  # a red block

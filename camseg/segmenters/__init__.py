@@ -41,10 +41,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
-from functools import partial
-
 from camseg.segmenters.base import (
     BaseSegmenter,
     PromptableSegmenter,
@@ -53,13 +49,14 @@ from camseg.segmenters.base import (
     validate_prompt,
 )
 from camseg.segmenters.checkpoints import CheckpointError
-from camseg.segmenters.choice import DEFAULT_OFFLINE, BackendChoice, choose_backend
+from camseg.segmenters.choice import DEFAULT_OFFLINE, BackendChoice, choose_backend, get_segmenter
 from camseg.segmenters.offline import (
     FloodFillSegmenter,
     GrabCutSegmenter,
     RandomWalkerSegmenter,
     RegionGrowSegmenter,
 )
+from camseg.segmenters.registry import SEGMENTERS
 from camseg.segmenters.sam import SamSegmenter
 
 __all__ = [
@@ -80,47 +77,3 @@ __all__ = [
     "validate_image",
     "validate_prompt",
 ]
-
-SEGMENTERS: dict[str, Callable[..., PromptableSegmenter]] = {
-    "sam": partial(SamSegmenter, "vit_b"),
-    **{f"sam-{t}": partial(SamSegmenter, t) for t in ("vit_b", "vit_l", "vit_h")},
-    "offline": RegionGrowSegmenter,
-    "regiongrow": RegionGrowSegmenter,
-    "floodfill": FloodFillSegmenter,
-    "grabcut": GrabCutSegmenter,
-    "randomwalker": RandomWalkerSegmenter,
-}
-"""Backend name -> factory taking the backend's keyword arguments."""
-
-
-def get_segmenter(name: str = "auto", **kwargs) -> PromptableSegmenter:
-    """Make a segmenter by name.
-
-    Args:
-        name: a key of :data:`SEGMENTERS`, or ``"auto"``: SAM ``vit_b`` when a
-            checkpoint is available locally (``checkpoint=`` in ``kwargs``,
-            ``$CAMSEG_SAM_CHECKPOINT`` or the cache folder) or can be
-            downloaded (bounded check, :func:`choose_backend`), or ``model=``
-            is given; else the default offline backend
-            (:data:`DEFAULT_OFFLINE`) with a :class:`UserWarning` saying why.
-        **kwargs: passed to the backend's constructor. With ``"auto"`` they
-            are SAM options and are not used by the offline fallback.
-
-    Returns:
-        The segmenter; its ``name`` is recorded in every result.
-
-    Raises:
-        ValueError: unknown name (the message lists the names).
-    """
-    if name == "auto":
-        choice = choose_backend("auto", kwargs.get("checkpoint"), model=kwargs.get("model"),
-                                base_url=kwargs.get("base_url"))
-        if not choice.is_fallback:
-            return SEGMENTERS["sam-vit_b"](**kwargs)
-        warnings.warn(choice.reason, UserWarning, stacklevel=2)
-        return SEGMENTERS[DEFAULT_OFFLINE]()
-    try:
-        factory = SEGMENTERS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown segmenter {name!r}; expected one of: auto, {', '.join(SEGMENTERS)}") from None
-    return factory(**kwargs)

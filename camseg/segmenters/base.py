@@ -49,7 +49,7 @@ class SegmentResult:
             comparable only within one backend. A backend may pass a
             zero-argument function instead of a float: it is called the first
             time ``score`` is read (callers that only want masks, like
-            :class:`~camseg.prompts.MaskScoring`'s candidates, skip the work).
+            :class:`~camseg.prompting.regions.MaskScoring`'s candidates, skip the work).
         backend: name of the backend that made the mask (e.g. ``"sam-vit_b"``).
     """
 

@@ -6,7 +6,7 @@ Resolution order for a model type (:func:`resolve_checkpoint`):
 2. the environment variable ``CAMSEG_SAM_CHECKPOINT`` (a file path; ignored
    for a model type when it names another model type's official file);
 3. the cache folder ``cache_dir() / "sam" / <official file name>``
-   (:func:`camseg.paths.cache_dir`, i.e. ``$CAMSEG_CACHE`` or
+   (:func:`camseg.utils.paths.cache_dir`, i.e. ``$CAMSEG_CACHE`` or
    ``~/.cache/camseg``);
 4. a download from the official location, ``DEFAULT_BASE_URL + file name``
    (``base_url`` overrides the location, e.g. a mirror or a test server).
@@ -42,7 +42,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from camseg.paths import atomic_path, cache_dir
+from camseg.utils.paths import atomic_path, cache_dir
 
 __all__ = [
     "BASE_URL_ENV_VAR",
@@ -316,7 +316,7 @@ def download_checkpoint(
     """Download ``spec``'s file into ``folder``, verify it, and rename it into place atomically.
 
     The data goes to a hidden temporary file in ``folder``
-    (``.<name>.<random>.partial``, :func:`camseg.paths.atomic_path`), which is
+    (``.<name>.<random>.partial``, :func:`camseg.utils.paths.atomic_path`), which is
     checked with :func:`verify_checkpoint` (size, SHA-256, MD5) and then
     renamed to ``folder / spec.filename``. On any failure or interruption the
     temporary file is deleted, so nothing incomplete is left under the final

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 
+from camseg.segmenters.base import PromptableSegmenter
 from camseg.segmenters.checkpoints import SAM_CHECKPOINTS, find_checkpoint
+from camseg.segmenters.registry import SEGMENTERS
 
-__all__ = ["DEFAULT_OFFLINE", "REACH_TIMEOUT", "SEGMENTER_ENV_VAR", "BackendChoice", "choose_backend", "reachable"]
+__all__ = ["DEFAULT_OFFLINE", "REACH_TIMEOUT", "SEGMENTER_ENV_VAR", "BackendChoice", "choose_backend", "get_segmenter",
+           "reachable"]
 
 DEFAULT_OFFLINE = "regiongrow"
 """The offline backend behind ``"offline"`` and the ``"auto"`` fallback, chosen for
@@ -95,8 +99,6 @@ def choose_backend(name: str | None = "auto", checkpoint: str | os.PathLike | No
     Raises:
         ValueError: an unknown name (the message lists the names).
     """
-    from camseg.segmenters import SEGMENTERS
-
     name = name or os.environ.get(SEGMENTER_ENV_VAR) or "auto"
     if name != "auto":
         if name not in SEGMENTERS:
@@ -117,3 +119,36 @@ def choose_backend(name: str | None = "auto", checkpoint: str | os.PathLike | No
                                           f"{url} cannot be reached ({detail}); using the offline backend "
                                           f"{DEFAULT_OFFLINE!r} (set $CAMSEG_SAM_CHECKPOINT or use "
                                           "segmenter 'sam' to insist on SAM)", name)
+
+
+def get_segmenter(name: str = "auto", **kwargs) -> PromptableSegmenter:
+    """Make a segmenter by name.
+
+    Args:
+        name: a key of :data:`SEGMENTERS`, or ``"auto"``: SAM ``vit_b`` when a
+            checkpoint is available locally (``checkpoint=`` in ``kwargs``,
+            ``$CAMSEG_SAM_CHECKPOINT`` or the cache folder) or can be
+            downloaded (bounded check, :func:`choose_backend`), or ``model=``
+            is given; else the default offline backend
+            (:data:`DEFAULT_OFFLINE`) with a :class:`UserWarning` saying why.
+        **kwargs: passed to the backend's constructor. With ``"auto"`` they
+            are SAM options and are not used by the offline fallback.
+
+    Returns:
+        The segmenter; its ``name`` is recorded in every result.
+
+    Raises:
+        ValueError: unknown name (the message lists the names).
+    """
+    if name == "auto":
+        choice = choose_backend("auto", kwargs.get("checkpoint"), model=kwargs.get("model"),
+                                base_url=kwargs.get("base_url"))
+        if not choice.is_fallback:
+            return SEGMENTERS["sam-vit_b"](**kwargs)
+        warnings.warn(choice.reason, UserWarning, stacklevel=2)
+        return SEGMENTERS[DEFAULT_OFFLINE]()
+    try:
+        factory = SEGMENTERS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown segmenter {name!r}; expected one of: auto, {', '.join(SEGMENTERS)}") from None
+    return factory(**kwargs)

@@ -302,7 +302,7 @@ TOLERANCE_STEPS: tuple[float, ...] = (2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 18
 """Colour tolerances (YCrCb distance) at which :class:`RegionGrowSegmenter` measures its region's area."""
 
 
-class _AreaCurve:
+class AreaCurve:
     """The area (pixels) of the 8-connected component of ``dist <= steps[k]`` holding (row, col),
     1 where the pixel itself is above ``steps[k]``; computed when first asked, once per ``k``
     (the leak guard reads a few steps, seldom all)."""
@@ -323,10 +323,10 @@ class _AreaCurve:
         return self._areas[k]
 
 
-def _area_curve(dist: np.ndarray, row: int, col: int, steps: np.ndarray) -> np.ndarray:
+def area_curve(dist: np.ndarray, row: int, col: int, steps: np.ndarray) -> np.ndarray:
     """Area (pixels, float (S,)) of the 8-connected component of ``dist <= t`` holding
     (row, col), for each tolerance ``t`` of ``steps``; 1 where the pixel itself is above ``t``."""
-    curve = _AreaCurve(dist, row, col, steps)
+    curve = AreaCurve(dist, row, col, steps)
     return np.array([curve[k] for k in range(len(steps))])
 
 
@@ -341,7 +341,7 @@ def stable_tolerance(areas: np.ndarray, steps: np.ndarray, stability: float, pla
     within ``1 + plateau`` of that one: past it the region spills into the background.
 
     Args:
-        areas: float (S,), the region's area at each tolerance (:func:`_area_curve`).
+        areas: float (S,), the region's area at each tolerance (:func:`area_curve`).
         steps: float (S,), increasing tolerances.
 
     Returns:
@@ -357,12 +357,12 @@ def stable_tolerance(areas: np.ndarray, steps: np.ndarray, stability: float, pla
     if areas.ndim != 1 or areas.shape != steps.shape or len(areas) < 3:
         raise ValueError(f"areas and steps must be 1-D of the same length (at least 3), got shapes "
                          f"{areas.shape} and {steps.shape}")
-    return _stable_step(areas, steps, stability, plateau, min_area)
+    return stable_step(areas, steps, stability, plateau, min_area)
 
 
-def _stable_step(areas, steps: np.ndarray, stability: float, plateau: float, min_area: int) -> float:
+def stable_step(areas, steps: np.ndarray, stability: float, plateau: float, min_area: int) -> float:
     """:func:`stable_tolerance` reading ``areas[k]`` only where it must: ``areas`` may be an
-    :class:`_AreaCurve`, which computes each step's area when first read."""
+    :class:`AreaCurve`, which computes each step's area when first read."""
     n = len(steps)
     chosen, least, least_q = None, None, np.inf
     for k in range(1, n - 1):
@@ -495,7 +495,7 @@ class RegionGrowSegmenter(OfflineSegmenter):
         if self.stability is None:
             return np.inf
         steps = np.asarray(TOLERANCE_STEPS, float)
-        return _stable_step(_AreaCurve(dist, r, c, steps), steps, self.stability, self.plateau, self.min_area)
+        return stable_step(AreaCurve(dist, r, c, steps), steps, self.stability, self.plateau, self.min_area)
 
     def _grow(self, r: int, c: int) -> tuple[np.ndarray, np.ndarray, float]:
         """Region from the seed (r, c): (mask, colour distance map, tolerance used)."""

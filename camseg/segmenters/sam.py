@@ -48,8 +48,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from camseg.devices import autocast, autocast_dtype, resolve_device
-from camseg.paths import atomic_path
 from camseg.segmenters.base import BaseSegmenter, image_key, validate_image
 from camseg.segmenters.checkpoints import (
     SAM_CHECKPOINTS,
@@ -58,6 +56,8 @@ from camseg.segmenters.checkpoints import (
     quarantine_if_cached,
     resolve_checkpoint,
 )
+from camseg.utils.devices import autocast, autocast_dtype, resolve_device
+from camseg.utils.paths import atomic_path
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam

@@ -1,6 +1,6 @@
 """Robustness figures from evaluation results: spread over seeds, metrics by condition, failure causes.
 
-Pure functions over the JSON-able results of :func:`camseg.evaluate.evaluate`
+Pure functions over the JSON-able results of :func:`camseg.evaluation.evaluate.evaluate`
 (its ``per_image`` records) used by the book's robustness chapter:
 
 * :func:`mean_sd`: mean and sample standard deviation over training seeds;
@@ -8,7 +8,7 @@ Pure functions over the JSON-able results of :func:`camseg.evaluate.evaluate`
   (shape area, contrast against the background);
 * :func:`failure_causes`: why the foreground point missed, per image, counted.
 
-The plots that go with them are in :mod:`camseg.viz`.
+The plots that go with them are in :mod:`camseg.publishing.viz`.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ SIZE_EDGES: tuple[float, ...] = (0, 60, 120, 250, 500, 3073)
 """Shape area bins in pixels (8 px across is about 30-50 px of area, 32 px about 500-800)."""
 
 CONTRAST_EDGES: tuple[float, ...] = (0, 30, 45, 60, 100, 450)
-"""Contrast bins: RGB distance between the shape and a 3-pixel ring around it (:func:`camseg.profiles.contrast`)."""
+"""Contrast bins: RGB distance between the shape and a 3-pixel ring around it (:func:`camseg.data.profiles.contrast`)."""
 
 JPEG_SETS: dict[str, str] = {"plain": "none", "jpeg95": "95", "jpeg90": "90", "jpeg75": "75", "jpeg50": "50"}
 """Shift sets that differ only in JPEG quality."""

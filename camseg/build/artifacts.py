@@ -5,9 +5,9 @@ chapters and the report show, under one work folder (default
 :func:`default_workdir`), and returns them as one typed, frozen
 :class:`Artifacts`::
 
-    WORKDIR/data/                          the shapes dataset (seed 0)        camseg.data.build_dataset
-    WORKDIR/classifier-<arch>.pt           the trained classifier             camseg.classifier.train_classifier
-    WORKDIR/eval/test-clean.json           every pipeline on the test split   camseg.evaluate.evaluate
+    WORKDIR/data/                          the shapes dataset (seed 0)        camseg.data.dataset.build_dataset
+    WORKDIR/classifier-<arch>.pt           the trained classifier             camseg.models.classifier.train_classifier
+    WORKDIR/eval/test-clean.json           every pipeline on the test split   camseg.evaluation.evaluate.evaluate
     WORKDIR/eval/test-degraded.json        the same on degraded test images
     WORKDIR/eval/test-clean-masks.npz      predicted masks and points (for galleries)
     WORKDIR/eval/cam-study.json            Grad-CAM vs Grad-CAM++, layer choice, CAM-only baseline
@@ -31,12 +31,9 @@ Colab smoke run) ``$CAMSEG_SIZES`` (``"train=40,val=10,test=10"``),
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
 import io
 import json
 import os
-import warnings
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,13 +43,14 @@ from typing import Any
 
 import numpy as np
 
-from camseg.paths import atomic_path
-from camseg.stages import StageLog
+from camseg.build.keys import camseg_version, file_sha256, make_segmenter
+from camseg.build.stages import StageLog
+from camseg.utils.paths import write_atomic
 
 __all__ = [
     "CAM_STUDY_LAYERS", "ENV_VARS", "REPORT_EXAMPLE", "ArtifactKey", "Artifacts", "Backend", "CamStudy",
     "CamStudyRow", "Evaluation", "GradcamExample", "PipelineScores", "Settings", "build_artifacts", "cam_study",
-    "camseg_version", "default_workdir", "file_sha256", "gradcam_example", "load_predictions", "make_segmenter",
+    "default_workdir", "gradcam_example", "load_predictions",
     "results", "run_evaluation", "shared_segmenter",
 ]
 
@@ -84,74 +82,6 @@ def default_workdir() -> Path:
         if (folder / "_toc.yml").is_file() or (folder / "pyproject.toml").is_file():
             return folder / "artifacts"
     return here / "artifacts"
-
-
-def camseg_version() -> str:
-    """camseg's version and a digest of its source: ``"0.1.0+src.<12 hex>"``.
-
-    The version alone (``"unknown"`` when camseg is not installed, only on the
-    path) would let an evaluation cached by older code pass for current: any
-    change to the code of a ``camseg/*.py`` file that can change a computed
-    number changes the digest (docstrings, comments and layout do not), so evaluations keyed by it are made again (trained checkpoints
-    are keyed otherwise and kept). Modules that only present results
-    (:data:`PRESENTATION_MODULES`) are left out, so editing a table or a
-    chapter's helper does not cost a re-evaluation.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        release = version("camseg")
-    except PackageNotFoundError:
-        release = "unknown"
-    return f"{release}+src.{_source_digest()}"
-
-
-PRESENTATION_MODULES: frozenset[str] = frozenset({
-    "__main__.py", "book.py", "cli.py", "failures.py", "notebook.py", "report.py", "robustness.py", "stages.py",
-    "tables.py", "viz.py"})
-"""camseg modules that format, plot or log results and compute none of them."""
-
-
-@functools.cache
-def _source_digest() -> str:
-    import ast
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.rglob("*.py")):
-        if path.name in PRESENTATION_MODULES and path.parent == Path(__file__).parent:
-            continue
-        digest.update(path.relative_to(Path(__file__).parent).as_posix().encode() + b"\0")
-        digest.update(_code_only(ast.parse(path.read_bytes())).encode())
-    return digest.hexdigest()[:12]
-
-
-def _code_only(tree) -> str:
-    """The module's syntax tree without docstrings, comments or layout: editing prose leaves it unchanged."""
-    import ast
-
-    def prose(stmt) -> bool:  # a docstring, or an attribute's docstring after an assignment
-        return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
-
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and any(prose(b) for b in body):
-            node.body = [b for b in body if not prose(b)] or [ast.Pass()]
-    return ast.dump(tree, include_attributes=False)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic_bytes(path: Path, payload: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(payload)
-    return path
 
 
 def _read_json(path: Path) -> dict | None:
@@ -189,12 +119,12 @@ class Settings:
         segmenter: the requested segmenter (``"auto"``, ``"sam"``, ``"regiongrow"``, ...).
         device: the requested device (``"auto"``, ``"cpu"``, ``"cuda"``).
         sizes: images per split as ``(("train", n), ("val", n), ("test", n))``
-            (default :data:`camseg.data.SPLITS`).
+            (default :data:`camseg.data.dataset.SPLITS`).
         epochs: training epochs (None: the architecture's default).
         seeds: classifier seeds (``seed``, ``seed + 1``, ...) evaluated on the
             standard split and the shift suite (``$CAMSEG_SEEDS``, default 3).
         suite_size: images per shift-suite set (``$CAMSEG_SUITE_SIZE``,
-            default :data:`camseg.suite.SUITE_SIZE`, or 0 for a quick run with
+            default :data:`camseg.build.suite.SUITE_SIZE`, or 0 for a quick run with
             ``$CAMSEG_SIZES`` and no ``$CAMSEG_SEEDS``); 0 skips the seeds and the suite.
     """
 
@@ -214,8 +144,8 @@ class Settings:
         ``$CAMSEG_SIZES``, ``$CAMSEG_EPOCHS``, then the defaults. ``segmenter="auto"`` and
         ``device="auto"`` give way to the environment variable (``camseg build`` sets it to what
         it resolved, so a chapter's ``SEGMENTER = "auto"`` uses the build's backend)."""
-        from camseg.classifier import DEFAULT_ARCH
-        from camseg.data import SPLITS
+        from camseg.data.dataset import SPLITS
+        from camseg.models.classifier import DEFAULT_ARCH
 
         env = os.environ
         sizes = _parse_sizes(env["CAMSEG_SIZES"]) if env.get("CAMSEG_SIZES") else dict(SPLITS)
@@ -224,7 +154,7 @@ class Settings:
             epochs = int(epochs) if epochs else None
         except ValueError:
             raise ValueError(f"$CAMSEG_EPOCHS must be an integer, got {epochs!r}") from None
-        from camseg.suite import DEFAULT_SEEDS, SUITE_SIZE
+        from camseg.build.suite import DEFAULT_SEEDS, SUITE_SIZE
 
         try:
             seeds = int(env.get("CAMSEG_SEEDS") or len(DEFAULT_SEEDS))
@@ -289,7 +219,7 @@ class PipelineScores:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One evaluation (:func:`camseg.evaluate.evaluate`) of the test split.
+    """One evaluation (:func:`camseg.evaluation.evaluate.evaluate`) of the test split.
 
     Attributes:
         degraded: True for the degraded images.
@@ -385,7 +315,7 @@ class Artifacts:
         workdir, data: the artefact folder and the dataset in it.
         settings: what was asked for; key: what was used (resolved backend,
             device, checkpoint hash, version).
-        test: the test :class:`~camseg.data.ShapesDataset`; images uint8
+        test: the test :class:`~camseg.data.dataset.ShapesDataset`; images uint8
             (N, H, W, 3), labels int64 (N,), masks bool (N, H, W) of it.
         model, meta, checkpoint: the classifier (on :attr:`device`), its
             metadata and file.
@@ -394,7 +324,7 @@ class Artifacts:
         predictions: the clean split's masks file (:func:`load_predictions`) or None.
         cam_study: :class:`CamStudy`; gradcam_example: :class:`GradcamExample`
             of test image :data:`REPORT_EXAMPLE`.
-        suite: :class:`camseg.suite.SuiteResults` (every seed on the standard
+        suite: :class:`camseg.build.suite.SuiteResults` (every seed on the standard
             split and the shift suite), or None when ``settings.suite_size`` is 0.
     """
 
@@ -452,28 +382,17 @@ def _thaw(value: Any) -> Any:
 # Building blocks, each cached on disk
 
 
-def make_segmenter(name: str = "auto", device: str = "auto") -> tuple[object, str]:
-    """The segmenter for ``name`` (``"auto"`` resolved by :func:`camseg.segmenters.choose_backend`)
-    on ``device``, and the reason it was chosen."""
-    from camseg.segmenters import choose_backend, get_segmenter
-
-    choice = choose_backend(name)
-    kwargs = {"device": device} if choice.name.startswith("sam") else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return get_segmenter(choice.name, **kwargs), choice.reason
-
 
 RECIPE = "wide"
-"""Training data of the book's classifiers: fresh shapes of :data:`camseg.profiles.WIDE` every
-epoch, selected on a wide validation set (:func:`camseg.profiles.wide_training`)."""
+"""Training data of the book's classifiers: fresh shapes of :data:`camseg.data.profiles.WIDE` every
+epoch, selected on a wide validation set (:func:`camseg.data.sets.wide_training`)."""
 
 
 def _classifier(data: Path, work: Path, settings: Settings, device, log) -> tuple[Path, object, dict]:
-    """The seed's classifier (:func:`camseg.suite.seed_checkpoints`: reused when trained with the
+    """The seed's classifier (:func:`camseg.build.suite.seed_checkpoints`: reused when trained with the
     same seed, architecture, recipe, dataset and epochs), loaded on ``device``."""
-    from camseg.classifier import load_checkpoint
-    from camseg.suite import seed_checkpoints
+    from camseg.build.suite import seed_checkpoints
+    from camseg.models.classifier import load_checkpoint
 
     ckpt = seed_checkpoints(data, work, settings.arch, [settings.seed], RECIPE, log, settings.epochs,
                             device)[settings.seed]
@@ -493,7 +412,7 @@ def _save_predictions(result: dict, path: Path) -> None:
     arrays["key"] = np.asarray(json.dumps(result.get("artifact_key"), sort_keys=True))
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    _atomic_bytes(path, buf.getvalue())
+    write_atomic(path, buf.getvalue())
 
 
 def load_predictions(path: str | os.PathLike) -> dict:
@@ -546,8 +465,8 @@ def run_evaluation(data: Path, ckpt: Path, key: ArtifactKey, degraded: bool, eva
         threads: CPU threads of torch and OpenCV (None: unchanged); a top-level function so that it can run
             in a worker process.
     """
-    from camseg.devices import set_cpu_threads
-    from camseg.evaluate import evaluate, write_json
+    from camseg.evaluation.evaluate import evaluate, write_json
+    from camseg.utils.devices import set_cpu_threads
 
     if threads is not None:
         set_cpu_threads(threads)
@@ -602,12 +521,12 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
     the two deepest, and the architecture's default layers), the CAM of the top
     class is scored by the mean fraction of its mass inside the ground-truth
     mask and by the pointing game (its maximum inside the mask). The CAM the
-    pipelines use (:func:`camseg.classifier.default_cam`; a Grad-CAM row, or
-    one named by :attr:`camseg.cam.AugmentedCAM.description` where it is
+    pipelines use (:func:`camseg.models.classifier.default_cam`; a Grad-CAM row, or
+    one named by :attr:`camseg.models.cam.AugmentedCAM.description` where it is
     averaged over copies of the image) is the row marked ``default``; it is also turned into masks by thresholds alone,
     the CAM-only baseline, scored by mean IoU at every threshold of
     :data:`CAM_THRESHOLDS`, on these images and on ``val`` (where the
-    threshold is chosen: :func:`camseg.tables.baseline_threshold`). Runs on the
+    threshold is chosen: :func:`camseg.publishing.tables.baseline_threshold`). Runs on the
     model's device.
 
     Args:
@@ -622,10 +541,10 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
         {threshold: mean IoU of the SLIC-refined CAM}, "cam_only_iou_val",
         "cam_slic_iou_val" (the same on ``val``; absent without it), "n_images"}``.
     """
-    from camseg.analysis import cam_mass_inside, pointing_game
-    from camseg.cam import AugmentedCAM, GradCAM, GradCAMPlusPlus
-    from camseg.classifier import ARCHITECTURES, default_cam
-    from camseg.data import normalize
+    from camseg.data.dataset import normalize
+    from camseg.models.analysis import cam_mass_inside, pointing_game
+    from camseg.models.cam import AugmentedCAM, GradCAM, GradCAMPlusPlus
+    from camseg.models.classifier import ARCHITECTURES, default_cam
 
     def maps_of(cam, imgs: np.ndarray) -> np.ndarray:
         return np.concatenate([cam(normalize(imgs[s:s + batch_size])) for s in range(0, len(imgs), batch_size)])
@@ -670,8 +589,8 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
 
 def _threshold_curves(images: np.ndarray, cams: np.ndarray, masks: np.ndarray) -> tuple[dict, dict]:
     """Mean IoU of the CAM alone and of the SLIC-snapped CAM at each of :data:`CAM_THRESHOLDS`."""
-    from camseg.analysis import slic_masks, slic_superpixels, threshold_masks
-    from camseg.metrics import iou_per_image
+    from camseg.evaluation.metrics import iou_per_image
+    from camseg.models.analysis import slic_masks, slic_superpixels, threshold_masks
 
     cam_only = {f"{t:.1f}": float(iou_per_image(threshold_masks(cams, t), masks).mean()) for t in CAM_THRESHOLDS}
     superpixels = slic_superpixels(images)
@@ -681,10 +600,11 @@ def _threshold_curves(images: np.ndarray, cams: np.ndarray, masks: np.ndarray) -
 
 
 def gradcam_example(model, arch: str, image: np.ndarray, mask: np.ndarray, label: int) -> GradcamExample:
-    """The pipelines' CAM (:func:`camseg.classifier.default_cam`) of one image (uint8 (H, W, 3))
+    """The pipelines' CAM (:func:`camseg.models.classifier.default_cam`) of one image (uint8 (H, W, 3))
     for its top class."""
-    from camseg.classifier import default_cam
-    from camseg.data import CLASSES, normalize
+    from camseg.data.dataset import normalize
+    from camseg.data.shapes import CLASSES
+    from camseg.models.classifier import default_cam
 
     out = default_cam(model, arch).compute(normalize(image[None]))
     return GradcamExample(image, out.maps[0], mask, CLASSES[int(label)], CLASSES[int(out.targets[0])])
@@ -732,7 +652,7 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
         workdir: artefact folder (default :func:`default_workdir`).
         seed: dataset and training seed.
         arch: classifier architecture (default ``$CAMSEG_ARCH`` or
-            :data:`camseg.classifier.DEFAULT_ARCH`).
+            :data:`camseg.models.classifier.DEFAULT_ARCH`).
         segmenter: segmenter name (default ``$CAMSEG_SEGMENTER`` or ``"auto"``,
             resolved by :func:`camseg.segmenters.choose_backend`).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` (default ``$CAMSEG_DEVICE`` or ``"auto"``).
@@ -740,7 +660,7 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
             are on disk (needed for galleries).
         log: called with a line whenever something is computed, and once
             with the backend and why (default: print).
-        stages: a :class:`~camseg.stages.StageLog` to record each step's wall
+        stages: a :class:`~camseg.build.stages.StageLog` to record each step's wall
             time and peak memory in (dataset, classifier, evaluations, CAM study).
 
     Returns:
@@ -748,8 +668,8 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
         folder, the settings and the **resolved** backend and device, so
         calling it again is free.
     """
-    from camseg.data import ShapesDataset, build_dataset, read_manifest
-    from camseg.devices import device_name
+    from camseg.data.dataset import ShapesDataset, build_dataset, read_manifest
+    from camseg.utils.devices import device_name
 
     settings = Settings.from_env(seed, arch, segmenter, device)
     work = Path(workdir) if workdir is not None else default_workdir()
@@ -798,10 +718,10 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
             study = {**cam_study(model, settings.arch, images, masks, val=(val_images, val_masks)),
                      "checkpoint": ckpt.name,
                      "arch": settings.arch, "device": dev, "artifact_key": stamp}
-            _atomic_bytes(study_path, (json.dumps(study, indent=2) + "\n").encode())
+            write_atomic(study_path, (json.dumps(study, indent=2) + "\n").encode())
     suite = None
     if settings.seeds > 0 and settings.suite_size > 0:
-        from camseg.suite import seed_checkpoints, shift_datasets, suite_results, write_summary
+        from camseg.build.suite import seed_checkpoints, shift_datasets, suite_results, write_summary
 
         with stage(f"seeds and shift suite ({settings.seeds} seeds, {settings.suite_size} images a set)"):
             ckpts = seed_checkpoints(data, work, settings.arch, [settings.seed + k for k in range(settings.seeds)],

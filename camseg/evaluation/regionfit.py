@@ -1,10 +1,10 @@
 """Choosing MaskScoring's region scorer on validation data, never on the test sets.
 
 * :func:`validation_contexts`: classifier + Grad-CAM on a validation set, as
-  :class:`~camseg.prompts.PromptContext` batches ready for any scorer.
+  :class:`~camseg.prompting.prompts.PromptContext` batches ready for any scorer.
 * :func:`compare_scorers`: the foreground hit rate each scorer's choice gets
   on those contexts (regions and evidence are computed once and shared).
-* :func:`collect_features` and :func:`camseg.regions.fit_linear_score`: the
+* :func:`collect_features` and :func:`camseg.prompting.regions.fit_linear_score`: the
   evidence features of each image's strongest candidate regions, labelled
   by whether the region's foreground point lands on the object, and a
   logistic combination fitted to them.
@@ -19,20 +19,19 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
-from camseg.cam import BaseCAM
-from camseg.modes import eval_mode
-from camseg.prompts import PromptContext, deepest_point
-from camseg.regions import FEATURES, MaskScoring, RegionScorer, shortlist
+from camseg.models.cam import BaseCAM, eval_mode
+from camseg.prompting.prompts import PromptContext, deepest_point
+from camseg.prompting.regions import FEATURES, MaskScoring, RegionScorer, shortlist
 
 __all__ = ["collect_features", "compare_scorers", "foreground_hits", "main", "validation_contexts"]
 
 
 def validation_contexts(model: nn.Module, cam: BaseCAM, images: np.ndarray, segmenter: object,
                         targets: np.ndarray | None = None, batch_size: int = 50) -> list[PromptContext]:
-    """Classifier and CAM (e.g. :func:`camseg.classifier.default_cam`) outputs for ``images``
+    """Classifier and CAM (e.g. :func:`camseg.models.classifier.default_cam`) outputs for ``images``
     in batches (top class unless ``targets``)."""
-    from camseg.data import normalize
-    from camseg.pipelines import BasicSamPipeline
+    from camseg.data.dataset import normalize
+    from camseg.pipelines.pipeline import BasicSamPipeline
 
     pipe = BasicSamPipeline(model, segmenter, cam=cam)
     out = []
@@ -50,12 +49,14 @@ def foreground_hits(strategy, contexts: Sequence[PromptContext], masks: np.ndarr
     for ctx in contexts:
         with eval_mode(ctx.classifier):
             prompts = strategy(ctx)
-        hits.append(_fg_hits(masks[start:start + ctx.batch], prompts.point_coords[:, 0]))
+        hits.append(fg_hits_of_points(masks[start:start + ctx.batch], prompts.point_coords[:, 0]))
         start += ctx.batch
     return np.concatenate(hits) if hits else np.zeros(0, bool)
 
 
-def _fg_hits(masks: np.ndarray, points: np.ndarray) -> np.ndarray:
+def fg_hits_of_points(masks: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Whether each point lands on its mask: bool (N,) for masks bool (N, H, W) and points float (N, 2)
+    in (x, y) pixels, rounded and clipped to the image."""
     h, w = masks.shape[1:]
     return np.array([m[min(max(int(round(y)), 0), h - 1), min(max(int(round(x)), 0), w - 1)]
                      for m, (x, y) in zip(masks, points, strict=True)])
@@ -89,7 +90,7 @@ def collect_features(contexts: Sequence[PromptContext], masks: np.ndarray, base:
                      ) -> tuple[list[dict[str, np.ndarray]], list[np.ndarray]]:
     """Evidence features and labels of each image's ``top`` candidate regions.
 
-    Regions are ranked by CAM support x agreement (:func:`camseg.regions.shortlist`,
+    Regions are ranked by CAM support x agreement (:func:`camseg.prompting.regions.shortlist`,
     the same cheap ranking ``MaskScoring(shortlist=top)`` uses) and the first
     ``top`` kept, so fitting costs at most ``3 * top`` classifier runs per image.
 
@@ -110,7 +111,7 @@ def collect_features(contexts: Sequence[PromptContext], masks: np.ndarray, base:
             with eval_mode(ctx.classifier):
                 features.append(ev.features(order, names))
             pts = np.stack([deepest_point(ev.regions.masks[k], ctx.cams[i]) for k in order])
-            hits.append(_fg_hits(np.repeat(gt[None], len(order), 0), pts))
+            hits.append(fg_hits_of_points(np.repeat(gt[None], len(order), 0), pts))
         offset += ctx.batch
     return features, hits
 
@@ -125,9 +126,10 @@ CAM_FEATURES: tuple[str, ...] = ("cam_support", "cam_mass", "peak_inside", "agre
 def _validation_images(args) -> tuple[np.ndarray, np.ndarray]:
     """The first ``args.n`` images uint8 (N, H, W, 3) and masks bool (N, H, W) of the wide
     validation set of the dataset at ``args.data``."""
-    from camseg.cifar import resolve_cifar10
-    from camseg.data import SPLITS, read_manifest
-    from camseg.profiles import WIDE, validation_set
+    from camseg.data.cifar import resolve_cifar10
+    from camseg.data.dataset import SPLITS, read_manifest
+    from camseg.data.profiles import WIDE
+    from camseg.data.sets import validation_set
 
     manifest = read_manifest(args.data) or {}
     images, _, masks = validation_set(resolve_cifar10(), WIDE, int(manifest.get("seed", 0)),
@@ -137,9 +139,9 @@ def _validation_images(args) -> tuple[np.ndarray, np.ndarray]:
     return images[:args.n], masks[:args.n]
 
 
-def _classifier(checkpoint: str) -> tuple[nn.Module, BaseCAM]:
+def classifier_and_cam(checkpoint: str) -> tuple[nn.Module, BaseCAM]:
     """The classifier at ``checkpoint`` and its default CAM."""
-    from camseg.classifier import default_cam, load_checkpoint
+    from camseg.models.classifier import default_cam, load_checkpoint
 
     model, meta = load_checkpoint(checkpoint)
     return model, default_cam(model, meta["arch"])
@@ -157,18 +159,25 @@ def _report(out: dict, path: str | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m camseg.regionfit --data DIR --checkpoint CKPT [CKPT ...] [--n 800] [--top 12] [--json OUT]``:
-    fit :class:`~camseg.regions.LinearScore` on the first half of the wide validation set of the
+    """``python -m camseg.evaluation.regionfit --data DIR --checkpoint CKPT [CKPT ...] [--n 800] [--top 12] [--json OUT]``:
+    fit :class:`~camseg.prompting.regions.LinearScore` on the first half of the wide validation set of the
     dataset at DIR (CIFAR-10 train photos of its val split), pooling the regions of every
     classifier given, and compare every scorer's foreground hit on both halves for each classifier
     (and their mean); the second half is data the fit never saw."""
     import argparse
     import time
 
-    from camseg.regions import (FITTED_SCORE, CamSupportScore, KeepScore, LinearScore, RemovalScore,
-                                SimilarityScore, fit_linear_score)
+    from camseg.prompting.regions import (
+        FITTED_SCORE,
+        CamSupportScore,
+        KeepScore,
+        LinearScore,
+        RemovalScore,
+        SimilarityScore,
+        fit_linear_score,
+    )
 
-    parser = argparse.ArgumentParser(prog="python -m camseg.regionfit", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m camseg.evaluation.regionfit", description=main.__doc__)
     parser.add_argument("--data", required=True)
     parser.add_argument("--checkpoint", required=True, nargs="+",
                         help="one or more classifiers (e.g. the build's seeds): the fit pools their regions, "
@@ -193,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = MaskScoring(shortlist=args.top)
     feats, hits, contexts = [], [], {}
     for ckpt in args.checkpoint:
-        model, cam = _classifier(ckpt)
+        model, cam = classifier_and_cam(ckpt)
         fit_ctx = validation_contexts(model, cam, images[:half], seg)
         f, h = collect_features(fit_ctx, masks[:half], base, args.top, FITTED_FEATURES)
         feats += f
@@ -221,12 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _compare_shortlists(args, sizes: Sequence[int]) -> int:
-    from camseg.data import ShapesDataset
-    from camseg.regions import FITTED_SCORE, SimilarityScore
+    from camseg.data.dataset import ShapesDataset
+    from camseg.prompting.regions import FITTED_SCORE, SimilarityScore
     from camseg.segmenters import get_segmenter
 
     wide, wide_masks = _validation_images(args)
-    model, cam = _classifier(args.checkpoint[0])
+    model, cam = classifier_and_cam(args.checkpoint[0])
     seg = get_segmenter(args.segmenter)
     half = len(wide) // 2
     std, _, std_masks = ShapesDataset(args.data, "val").arrays(progress=False)

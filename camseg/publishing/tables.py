@@ -10,7 +10,7 @@ of the best CAM threshold.
 * :class:`Table`: a frozen, rendered table (title, header, rows of strings,
   optional group rows); :meth:`Table.to_html` for the book and the PDF,
   :meth:`Table.to_text` for a terminal, :meth:`Table.to_frame` for pandas.
-* Builders from the results of :func:`camseg.evaluate.evaluate`:
+* Builders from the results of :func:`camseg.evaluation.evaluate.evaluate`:
   :func:`pipeline_table`, :func:`strategy_table`, :func:`iou_table`,
   :func:`per_class_table`, :func:`cam_study_table`, :func:`published_table`.
 
@@ -252,7 +252,7 @@ def pipeline_table(evals: Mapping[str, Mapping], columns: Sequence[Column] = MET
 
     Args:
         evals: ``{"clean": result, "degraded": result}`` (any split tags), each
-            a result of :func:`camseg.evaluate.evaluate`.
+            a result of :func:`camseg.evaluation.evaluate.evaluate`.
         columns: the metrics to show.
         seconds: add the wall time of each pipeline.
     """
@@ -405,3 +405,11 @@ def published_table(evals: Mapping[str, Mapping], accuracy: float | None = None)
                       "shape. Sources: " + "; ".join(r["source"] for r in PUBLISHED) + ". The camseg row is "
                       "computed by this build; its segmenter is an offline stand-in unless it names SAM, "
                       "so its IoU is not comparable with SAM's.")
+
+
+def format_table(result: dict) -> str:
+    """A plain-text table of a result of :func:`camseg.evaluation.evaluate.evaluate`, with the same labels, units and number
+    formats as the book and the PDF."""
+    tag = "degraded" if result.get("degraded") else "clean"
+    first = pipeline_table({tag: result}, seconds=True).to_text()
+    return f"{result.get('split', 'test')} split\n{first}\n\n{strategy_table({tag: result}).to_text()}"

@@ -20,7 +20,6 @@ import glob
 import hashlib
 import io
 import json
-import math
 import os
 import shutil
 import sys
@@ -28,24 +27,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from filelock import FileLock, Timeout
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from camseg.cifar import Cifar10Source, resolve_cifar10
-from camseg.paths import apply_umask, current_umask, owner_is_gone, owner_tag
-
-CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star", "diamond")
-"""Class names in index order."""
-
-IMAGE_SIZE: tuple[int, int] = (64, 48)
-"""(W, H) of the generated images."""
+from camseg.data.cifar import Cifar10Source, resolve_cifar10
+from camseg.data.shapes import CLASSES, IMAGE_SIZE, render_sample, sample_shape
+from camseg.utils.paths import apply_umask, current_umask, owner_is_gone, owner_tag
 
 SPLITS: dict[str, int] = {"train": 3500, "val": 1000, "test": 500}
 """Default number of images per split."""
@@ -53,105 +46,7 @@ SPLITS: dict[str, int] = {"train": 3500, "val": 1000, "test": 500}
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-SQUARE_TILT_DEG = 10.0
-"""Squares turn at most this much from upright, diamonds at most this much
-from 45 degrees, so the two classes never overlap (25 degrees apart)."""
-
 MANIFEST = "dataset.json"
-
-
-# --------------------------------------------------------------------------
-# Drawing
-
-
-@dataclass(frozen=True)
-class ShapeSpec:
-    """One shape: class, centre (x, y) in pixels, circumradius, rotation and colour."""
-
-    label: int
-    center: tuple[float, float]
-    radius: float
-    angle_deg: float
-    color: tuple[int, int, int]
-
-
-def shape_polygon(spec: ShapeSpec) -> list[tuple[float, float]]:
-    """Vertices (x, y) of a polygonal shape (square, triangle, star, diamond)."""
-    name = CLASSES[spec.label]
-    cx, cy = spec.center
-    r = spec.radius
-    if name in ("square", "diamond"):
-        base = [45.0, 135.0, 225.0, 315.0] if name == "square" else [0.0, 90.0, 180.0, 270.0]
-        pts = [(r, b) for b in base]
-    elif name == "triangle":
-        pts = [(r, -90.0 + 120.0 * k) for k in range(3)]
-    elif name == "star":
-        pts = [(r if k % 2 == 0 else 0.45 * r, -90.0 + 36.0 * k) for k in range(10)]
-    else:
-        raise ValueError(f"{name!r} is not a polygon")
-    out = []
-    for rad, deg in pts:
-        a = math.radians(deg + spec.angle_deg)
-        out.append((cx + rad * math.cos(a), cy + rad * math.sin(a)))
-    return out
-
-
-def draw_mask(spec: ShapeSpec, size: tuple[int, int] = IMAGE_SIZE) -> np.ndarray:
-    """The shape's exact mask, bool (H, W), drawn without anti-aliasing."""
-    canvas = Image.new("L", size, 0)
-    draw = ImageDraw.Draw(canvas)
-    if CLASSES[spec.label] == "circle":
-        cx, cy = spec.center
-        r = spec.radius
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
-    else:
-        draw.polygon(shape_polygon(spec), fill=255)
-    return np.asarray(canvas) > 0
-
-
-def sample_shape(rng: np.random.Generator, label: int, size: tuple[int, int] = IMAGE_SIZE) -> ShapeSpec:
-    """Draw a random shape of class ``label`` that fits inside an image of ``size`` (W, H)."""
-    w, h = size
-    name = CLASSES[label]
-    radius = float(rng.uniform(0.17, 0.32) * h)  # 8..15 px at H = 48
-    if name == "circle":
-        radius *= 0.85  # similar area to the polygons
-    margin = radius + 1.0
-    center = (float(rng.uniform(margin, w - 1 - margin)), float(rng.uniform(margin, h - 1 - margin)))
-    if name in ("square", "diamond"):
-        angle = float(rng.uniform(-SQUARE_TILT_DEG, SQUARE_TILT_DEG))
-    elif name == "circle":
-        angle = 0.0
-    else:
-        angle = float(rng.uniform(0.0, 360.0))
-    hue, sat, val = rng.uniform(0, 1), rng.uniform(0.45, 1.0), rng.uniform(0.45, 1.0)
-    rgb = _hsv_to_rgb(hue, sat, val)
-    return ShapeSpec(label, center, radius, angle, rgb)
-
-
-def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
-    import colorsys
-
-    r, g, b = colorsys.hsv_to_rgb(h, s, v)
-    return (int(round(r * 255)), int(round(g * 255)), int(round(b * 255)))
-
-
-def render_sample(background: np.ndarray, spec: ShapeSpec, size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """Paste ``spec`` on a CIFAR background.
-
-    Args:
-        background: uint8 (32, 32, 3) RGB, upscaled bilinearly to ``size``.
-        spec: the shape.
-        size: (W, H) of the result.
-
-    Returns:
-        ``(image, mask)``: uint8 (H, W, 3) RGB and bool (H, W).
-    """
-    bg = np.asarray(Image.fromarray(background).resize(size, Image.BILINEAR))
-    mask = draw_mask(spec, size)
-    image = bg.copy()
-    image[mask] = spec.color
-    return image, mask
 
 
 # --------------------------------------------------------------------------
@@ -204,7 +99,7 @@ def generate_split(
     test backgrounds come from its test images (:func:`background_indices`).
     Classes are balanced. ``profile``: ``"standard"`` (the published
     generator, :func:`sample_shape`) or a distribution of
-    :mod:`camseg.profiles` (``"wide"``, ``"plain"``, ``"small"``, ...).
+    :mod:`camseg.data.profiles` (``"wide"``, ``"plain"``, ``"small"``, ...).
 
     Returns:
         ``(images, masks, labels)``: uint8 (n, H, W, 3), bool (n, H, W), int64 (n,).
@@ -214,7 +109,8 @@ def generate_split(
     rng = np.random.default_rng([seed, 1 + ("train", "val", "test").index(split)])
     labels = _split_labels(rng, n)
     if profile != "standard":
-        from camseg.profiles import profile as get_profile, sample_images
+        from camseg.data.profiles import profile as get_profile
+        from camseg.data.profiles import sample_images
 
         images, masks = sample_images(rng, backgrounds, labels, get_profile(profile), size)
         return images, masks, labels.astype(np.int64)
@@ -331,7 +227,7 @@ def _remove_dead_leftovers(out: Path) -> None:
 
     Called with the build lock held, so no other camseg build of ``out`` is
     running; a folder without an owner tag (an older camseg) is removed only
-    once it is stale (:func:`camseg.paths.owner_is_gone`)."""
+    once it is stale (:func:`camseg.utils.paths.owner_is_gone`)."""
     now = time.time()
     for pattern in (f".{glob.escape(out.name)}.partial-*", f".{glob.escape(out.name)}.old-*"):
         for left in out.parent.glob(pattern):
@@ -382,7 +278,7 @@ def build_dataset(
     ``out`` only when complete and verified, so an interrupted build never
     leaves a folder that would load. The same seed, sizes and CIFAR-10 source
     give byte-identical files; the two CIFAR-10 sources give the same photos
-    (:mod:`camseg.cifar`), differing only by the copy's JPEG compression. The
+    (:mod:`camseg.data.cifar`), differing only by the copy's JPEG compression. The
     manifest records the source. An existing dataset built with the same
     settings is verified and returned before any CIFAR-10 source is looked for.
 
@@ -398,7 +294,7 @@ def build_dataset(
     Args:
         out: destination folder (SPEC section 1 layout).
         seed: random seed.
-        cifar10: a path (see :func:`camseg.cifar.resolve_cifar10`), a source,
+        cifar10: a path (see :func:`camseg.data.cifar.resolve_cifar10`), a source,
             or None to autodetect.
         sizes: images per split, e.g. ``{"train": 3500, "val": 1000, "test": 500}``.
         overwrite: replace an existing camseg dataset built otherwise. Only a
@@ -408,7 +304,7 @@ def build_dataset(
         log: called with a line when something noteworthy happens (waiting for
             a lock, rebuilding a dataset that failed verification).
         profile: ``"standard"`` (the published dataset) or a named
-            distribution of :mod:`camseg.profiles`: ``"wide"`` or a shift-suite
+            distribution of :mod:`camseg.data.profiles`: ``"wide"`` or a shift-suite
             profile (``"plain"``, ``"small"``, ``"lowcontrast"``, ``"border"``,
             ``"lowcontrast_border"``, ``"jpeg95"``, ``"jpeg90"``, ``"jpeg75"``, ``"jpeg50"``, ``"noise"``,
             ``"distractor"``), usually with ``sizes={"test": n}``: test
@@ -436,7 +332,7 @@ def build_dataset(
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file, not a dataset folder; choose another destination")
     if profile != "standard":
-        from camseg.profiles import profile as get_profile
+        from camseg.data.profiles import profile as get_profile
 
         get_profile(profile)  # a ValueError naming the profiles
     settings = {"seed": int(seed), "sizes": sizes, "image_size": list(IMAGE_SIZE), "classes": list(CLASSES)}
@@ -514,7 +410,7 @@ def build_dataset(
 
 BACKGROUND_ORDER = "cifar10 by class, then index within class in the official batches"
 """How backgrounds are drawn (recorded in the manifest): both CIFAR-10 sources index images this
-way (:mod:`camseg.cifar`), so they give the same dataset."""
+way (:mod:`camseg.data.cifar`), so they give the same dataset."""
 
 
 def _backgrounds_of(manifest: dict) -> str | None:
@@ -636,7 +532,7 @@ def check_normalized(images: object, name: str = "images") -> torch.Tensor:
     Raises:
         ValueError: what is wrong and what was expected.
     """
-    hint = "; make it with camseg.data.normalize(uint8 images (B, H, W, 3))"
+    hint = "; make it with camseg.data.dataset.normalize(uint8 images (B, H, W, 3))"
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor (B, 3, H, W), got {type(images).__name__}{hint}")
     shape = tuple(images.shape)

@@ -16,8 +16,7 @@ camseg's strategies:
 
 * :class:`CamInterior`: the point deepest inside (largest distance to the
   border of) the strongest connected region of the thresholded CAM.
-* :class:`~camseg.regions.MaskScoring` (in :mod:`camseg.regions`, importable
-  from here): candidate points where the CAM is high are each segmented; the
+* :class:`~camseg.prompting.regions.MaskScoring` (in :mod:`camseg.prompting.regions`): candidate points where the CAM is high are each segmented; the
   distinct regions are scored (CAM support, what the classifier sees in each
   region alone, ...) and the best region's deepest point is the foreground
   prompt. Background points go on a rejected distractor region and where the
@@ -38,19 +37,10 @@ from scipy import ndimage
 from torch import nn
 
 __all__ = [
-    "CamArgmax", "CamCentroid", "CamInterior", "CenterPoint", "MaskScoring", "PromptContext", "PromptStrategy",
+    "CamArgmax", "CamCentroid", "CamInterior", "CenterPoint", "PromptContext", "PromptStrategy",
     "Prompts", "background_points", "deepest_point", "oracle_points", "rowcol_to_xy", "stack_prompts",
     "strongest_region",
 ]
-
-
-def __getattr__(name: str):
-    """``MaskScoring`` lives in :mod:`camseg.regions`; ``from camseg.prompts import MaskScoring`` still works."""
-    if name == "MaskScoring":
-        from camseg.regions import MaskScoring
-
-        return MaskScoring
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def rowcol_to_xy(rowcol: np.ndarray) -> np.ndarray:
@@ -138,7 +128,7 @@ class PromptContext:
         if not np.isfinite(cams).all():
             raise ValueError("cams contain NaN or infinite values")
         if cams.size and (cams.min() < 0 or cams.max() > 1 + 1e-6):
-            raise ValueError(f"cams must lie in [0, 1] (as camseg.cam makes them), got {cams.min():g}..{cams.max():g}")
+            raise ValueError(f"cams must lie in [0, 1] (as camseg.models.cam makes them), got {cams.min():g}..{cams.max():g}")
         images = np.asarray(self.images)
         if images.shape != (*cams.shape, 3):
             raise ValueError(f"images must be uint8 (B, H, W, 3) = {(*cams.shape, 3)} to match cams, "

@@ -38,7 +38,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from camseg.paths import cache_dir
+from camseg.utils.paths import cache_dir
 
 ENV_VAR = "CAMSEG_CIFAR10"
 """Environment variable naming a folder with ``train.tar``/``test.tar`` or a

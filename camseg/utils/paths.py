@@ -141,3 +141,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def write_atomic(path: str | os.PathLike, payload: bytes) -> Path:
+    """Write ``payload`` to ``path`` through :func:`atomic_path`: all of it or nothing; returns ``path``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
+    return path

@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from camseg.data import CLASSES
+from camseg.data.shapes import CLASSES
 
 __all__ = [
     "cam_overlay", "confusion_matrix", "failure_counts", "figure_png", "gradcam_panels", "iou_histogram",
@@ -121,7 +121,7 @@ def training_curve(meta: Mapping) -> Figure:
     """
     history = list(meta.get("history") or [])
     if not history:
-        raise ValueError("meta has no 'history' (per-epoch rows); was it written by camseg.classifier?")
+        raise ValueError("meta has no 'history' (per-epoch rows); was it written by camseg.models.classifier?")
     epochs = [r["epoch"] for r in history]
     fig = Figure(figsize=(8, 2.8), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
@@ -440,7 +440,7 @@ def figure_png(fig: Figure, dpi: int = 150) -> bytes:
 
 def by_condition(frames: Mapping[str, object], backend: str | None = None) -> Figure:
     """IoU and foreground hit per condition, one panel per table of
-    :func:`camseg.robustness.condition_frames` (index: the condition's bins;
+    :func:`camseg.evaluation.robustness.condition_frames` (index: the condition's bins;
     columns ``IoU`` and ``fg hit``)."""
     if not frames:
         raise ValueError("no condition tables to plot")

@@ -140,7 +140,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> LoadedI
 def save_mask(mask: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a bool (H, W) mask as an 8-bit image, 255 on the object, 0 elsewhere, atomically
     and losslessly (the format follows the suffix: one of :data:`LOSSLESS_MASK_FORMATS`)."""
-    from camseg.paths import atomic_path
+    from camseg.utils.paths import atomic_path
 
     path = Path(path)
     fmt = LOSSLESS_MASK_FORMATS.get(path.suffix.lower())

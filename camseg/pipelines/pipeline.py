@@ -1,7 +1,7 @@
 """Pipelines: image in, mask out, with no user input (SPEC section 4).
 
 A pipeline holds a classifier, a CAM method over its target layers, a prompt
-strategy (:mod:`camseg.prompts`) and a promptable segmenter
+strategy (:mod:`camseg.prompting.prompts`) and a promptable segmenter
 (:mod:`camseg.segmenters`, passed in: SAM or an offline backend)::
 
     images (B, 3, H, W) normalised
@@ -12,7 +12,7 @@ strategy (:mod:`camseg.prompts`) and a promptable segmenter
 * :class:`BasicSamPipeline`: one foreground point at the image centre (the
   baseline of published solutions; it ignores the CAM).
 * :class:`ForegroundPointsPipeline`: one foreground point from
-  :class:`~camseg.prompts.MaskScoring` (the CAM's candidate regions, each
+  :class:`~camseg.prompting.regions.MaskScoring` (the CAM's candidate regions, each
   segmented and scored by the classifier seeing that region alone).
 * :class:`ForegroundBackgroundPipeline`: the same foreground point plus
   background points on a rejected distractor region and on low-CAM pixels
@@ -33,11 +33,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from camseg.cam import BaseCAM, GradCAM
-from camseg.data import CLASSES, check_normalized, denormalize
-from camseg.devices import model_device
-from camseg.modes import eval_mode
-from camseg.prompts import CenterPoint, MaskScoring, Prompts, PromptContext, PromptStrategy
+from camseg.data.dataset import check_normalized, denormalize
+from camseg.data.shapes import CLASSES
+from camseg.models.cam import BaseCAM, GradCAM, eval_mode
+from camseg.prompting.prompts import CenterPoint, PromptContext, Prompts, PromptStrategy
+from camseg.prompting.regions import MaskScoring
+from camseg.utils.devices import model_device
 
 __all__ = [
     "BasicSamPipeline", "ForegroundBackgroundPipeline", "ForegroundPointsPipeline", "PipelineOutput",
@@ -128,8 +129,8 @@ class BasicSamPipeline:
         classifier: model mapping a normalised batch (B, 3, H, W) to logits (B, C).
         segmenter: a promptable segmenter (``camseg.segmenters.get_segmenter(...)``).
         target_layers: Grad-CAM target layers of ``classifier``.
-        cam: CAM class (:class:`~camseg.cam.GradCAM` by default) or a ready
-            :class:`~camseg.cam.BaseCAM`.
+        cam: CAM class (:class:`~camseg.models.cam.GradCAM` by default) or a ready
+            :class:`~camseg.models.cam.BaseCAM`.
         strategy: the prompt strategy (each class has its default).
 
     Example:
@@ -226,7 +227,7 @@ class BasicSamPipeline:
 
 
 class ForegroundPointsPipeline(BasicSamPipeline):
-    """Segment from one foreground point chosen by :class:`~camseg.prompts.MaskScoring`."""
+    """Segment from one foreground point chosen by :class:`~camseg.prompting.regions.MaskScoring`."""
 
     @staticmethod
     def default_strategy() -> PromptStrategy:

@@ -39,8 +39,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from camseg.cam import BaseCAM
-from camseg.data import CLASSES, IMAGE_SIZE, normalize
+from camseg.data.dataset import normalize
+from camseg.data.shapes import CLASSES, IMAGE_SIZE
+from camseg.models.cam import BaseCAM
 from camseg.segmenters.base import validate_image
 from camseg.segmenters.offline import OfflineSegmenter
 
@@ -60,7 +61,7 @@ UNSURE_BELOW = 0.5
 
 
 def _pipelines() -> dict[str, type]:
-    from camseg.pipelines import BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline
+    from camseg.pipelines.pipeline import BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline
 
     return {"center": BasicSamPipeline, "foreground": ForegroundPointsPipeline,
             "foreground_background": ForegroundBackgroundPipeline}
@@ -161,7 +162,7 @@ def segment_image(image: np.ndarray, model: nn.Module, target_layers: Sequence[n
         image: uint8 (H, W, 3) RGB, any size from :func:`min_image_size` up.
         model: the classifier (normalised (B, 3, h, w) -> logits (B, C)).
         target_layers: its Grad-CAM target layers, or a ready CAM such as
-            :func:`camseg.classifier.default_cam` (what ``camseg segment`` uses).
+            :func:`camseg.models.classifier.default_cam` (what ``camseg segment`` uses).
         segmenter: a promptable segmenter (:func:`camseg.segmenters.get_segmenter`).
         pipeline: ``"center"``, ``"foreground"`` or ``"foreground_background"``.
         target: the class to explain (index or name), or None for the top class.

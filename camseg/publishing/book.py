@@ -9,7 +9,7 @@ of the whole test split, per-image IoU, the failure taxonomy), each computed
 at most once per kernel.
 
 Numbers are formatted by the chapters' glue roles (``{glue:text}`key:.3f```)
-and by :mod:`camseg.tables`; this module only computes them.
+and by :mod:`camseg.publishing.tables`; this module only computes them.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Book:
     """The results of one build and what the chapters derive from them.
 
     Attributes:
-        results: what :func:`camseg.report.results` returned.
+        results: what :func:`camseg.build.artifacts.results` returned.
     """
 
     def __init__(self, results) -> None:
@@ -70,7 +70,7 @@ class Book:
 
     @property
     def evals(self) -> Mapping[str, dict]:
-        """``{"clean": result, "degraded": result}`` of :func:`camseg.evaluate.evaluate`."""
+        """``{"clean": result, "degraded": result}`` of :func:`camseg.evaluation.evaluate.evaluate`."""
         return self["eval"]
 
     @property
@@ -102,38 +102,38 @@ class Book:
     @property
     def suite(self):
         """The seeds' evaluations on the standard split and the shift suite
-        (:class:`camseg.suite.SuiteResults`); empty when the build had none
+        (:class:`camseg.build.suite.SuiteResults`); empty when the build had none
         (``camseg build --suite-size 0``)."""
-        from camseg.suite import SuiteResults
+        from camseg.build.suite import SuiteResults
 
         suite = self.results.get("suite")
         return suite if suite is not None else SuiteResults(sets={}, seeds=(), checkpoints={})
 
     def shared_segmenter(self):
         """The segmenter that made the results, one instance per process
-        (:func:`camseg.artifacts.shared_segmenter`: one SAM model and embedding cache)."""
-        from camseg.artifacts import shared_segmenter
+        (:func:`camseg.build.artifacts.shared_segmenter`: one SAM model and embedding cache)."""
+        from camseg.build.artifacts import shared_segmenter
 
         return shared_segmenter(self.segmenter, self.device)
 
     @property
     def layers(self) -> list:
-        from camseg.classifier import default_target_layers
+        from camseg.models.classifier import default_target_layers
 
         return default_target_layers(self.model, self.arch)
 
     @cached_property
     def cam(self):
-        """The CAM the pipelines use (:func:`camseg.classifier.default_cam`): Grad-CAM over
+        """The CAM the pipelines use (:func:`camseg.models.classifier.default_cam`): Grad-CAM over
         :attr:`layers`, averaged over copies of the image where the architecture says so."""
-        from camseg.classifier import default_cam
+        from camseg.models.classifier import default_cam
 
         return default_cam(self.model, self.arch)
 
     # ---- derived, computed once ----------------------------------------------------
     @cached_property
     def _cam_output(self):
-        from camseg.data import normalize
+        from camseg.data.dataset import normalize
 
         images = self.arrays["images"]
         cam = self.cam
@@ -149,8 +149,8 @@ class Book:
     @cached_property
     def predicted(self) -> np.ndarray:
         """The classifier's own top class for every test image (one forward pass), int (N,)."""
-        from camseg.classifier import predict
-        from camseg.data import normalize
+        from camseg.data.dataset import normalize
+        from camseg.models.classifier import predict
 
         return predict(self.model, normalize(self.arrays["images"])).argmax(1).numpy()
 
@@ -158,13 +158,13 @@ class Book:
     def explained(self) -> np.ndarray:
         """The class the pipelines' CAM explained for every test image, int (N,): the
         classifier's decision as the pipelines take it (for the default architecture the vote
-        of the image's four flips, :func:`camseg.classifier.flip_logits`)."""
+        of the image's four flips, :func:`camseg.models.classifier.flip_logits`)."""
         return self._cam_output[1]
 
     def cams_of(self, indices) -> tuple[np.ndarray, np.ndarray]:
         """The pipelines' CAM (the class it explains) of a few test images: maps float32 (K, H, W), explained
         classes int (K,)."""
-        from camseg.data import normalize
+        from camseg.data.dataset import normalize
 
         out = self.cam.compute(normalize(self.arrays["images"][list(indices)]))
         return out.maps, out.targets
@@ -177,12 +177,12 @@ class Book:
 
         Returns:
             ``(images, maps, masks, titles)``, one row each, for
-            :func:`camseg.viz.gradcam_panels`: images uint8 (K, H, W, 3) (the same image K
+            :func:`camseg.publishing.viz.gradcam_panels`: images uint8 (K, H, W, 3) (the same image K
             times), maps float32 (K, H, W), masks bool (K, H, W), titles (K,).
         """
-        from camseg.cam import AugmentedCAM, GradCAM
-        from camseg.classifier import ARCHITECTURES
-        from camseg.data import normalize
+        from camseg.data.dataset import normalize
+        from camseg.models.cam import AugmentedCAM, GradCAM
+        from camseg.models.classifier import ARCHITECTURES
 
         image, mask = self.arrays["images"][[index]], self.arrays["masks"][[index]]
         x = normalize(image)
@@ -201,14 +201,15 @@ class Book:
         ``offset`` places after their label in the class list: a class they do not contain.
 
         Returns:
-            ``(images, maps, masks, titles)`` for :func:`camseg.viz.gradcam_panels`: images uint8
+            ``(images, maps, masks, titles)`` for :func:`camseg.publishing.viz.gradcam_panels`: images uint8
             (K, H, W, 3), maps float32 (K, H, W), masks bool (K, H, W), and per image a title
             naming its label, the class explained and the classifier's probability for it.
         """
         import torch
 
-        from camseg.cam import GradCAM
-        from camseg.data import CLASSES, normalize
+        from camseg.data.dataset import normalize
+        from camseg.data.shapes import CLASSES
+        from camseg.models.cam import GradCAM
 
         idx = list(indices)
         labels = self.arrays["labels"][idx]
@@ -221,21 +222,21 @@ class Book:
 
     @cached_property
     def predictions(self) -> dict:
-        """Clean-split masks and points per pipeline (:func:`camseg.report.load_predictions`)."""
-        from camseg.report import load_predictions
+        """Clean-split masks and points per pipeline (:func:`camseg.build.artifacts.load_predictions`)."""
+        from camseg.build.artifacts import load_predictions
 
         return load_predictions(self["predictions"])["pipelines"]
 
     def ious(self, pipeline: str = "foreground_background") -> np.ndarray:
         """Per-image IoU of a pipeline on the clean test split, float (N,)."""
-        from camseg.metrics import iou_per_image
+        from camseg.evaluation.metrics import iou_per_image
 
         return iou_per_image(self.predictions[pipeline]["masks"], self.arrays["masks"])
 
     def summary_figure(self, index: int = 3, pipeline: str = "foreground_background"):
-        """The method on one test image: input → Grad-CAM → points → mask (:func:`camseg.viz.pipeline_summary`)."""
-        from camseg.data import CLASSES
-        from camseg.viz import pipeline_summary
+        """The method on one test image: input → Grad-CAM → points → mask (:func:`camseg.publishing.viz.pipeline_summary`)."""
+        from camseg.data.shapes import CLASSES
+        from camseg.publishing.viz import pipeline_summary
 
         cam, target = self.cams_of([index])
         p = self.predictions[pipeline]
@@ -268,8 +269,8 @@ class Book:
                 f"so its numbers are not SAM's (see *How SAM makes a mask* in the segmentation chapter).{why}")
 
     def failures(self, pipeline: str = "foreground_background", iou_threshold: float = 0.5):
-        """The cause of each failed image (:func:`camseg.failures.classify_failures`)."""
-        from camseg.failures import classify_failures
+        """The cause of each failed image (:func:`camseg.evaluation.failures.classify_failures`)."""
+        from camseg.evaluation.failures import classify_failures
 
         p = self.predictions[pipeline]
         return classify_failures(self.ious(pipeline), self.arrays["labels"], self.explained, self.cams,
@@ -350,7 +351,7 @@ def degradation_sentence(clean: Mapping[str, Mapping], degraded: Mapping[str, Ma
     >>> degradation_sentence({"cam_argmax": {"fg_hit_rate": 0.70}}, {"cam_argmax": {"fg_hit_rate": 0.72}}, 500)
     'On degraded images the foreground hit rate rises for CAM maximum (0.700 → 0.720); a change smaller than about 0.041 (two standard errors of a rate near 0.7 over 500 images) is within chance.'
     """
-    from camseg.tables import strategy_label as label
+    from camseg.publishing.tables import strategy_label as label
 
     ups, downs, same = [], [], []
     for name, m in clean.items():
@@ -408,7 +409,7 @@ def glue_values(res) -> dict[str, object]:
     Keys start with the chapter's prefix: ``intro_``, ``data_``, ``cam_``, ``pr_``,
     ``seg_``, ``d_``; ``backend`` is shared.
     """
-    from camseg.tables import baseline_threshold
+    from camseg.publishing.tables import baseline_threshold
 
     res = _as_dict(res)
     evals = _field(res, "eval")
@@ -473,11 +474,11 @@ def setup(workdir: str | os.PathLike | None = None, seed: int = 0, segmenter: st
 
     Meant as the one hidden set-up line of a chapter; outside a notebook
     (no IPython kernel) it only loads the results. ``segmenter``/``device``:
-    as :func:`camseg.artifacts.results` (None: ``$CAMSEG_SEGMENTER``/``$CAMSEG_DEVICE``, else auto).
+    as :func:`camseg.build.artifacts.results` (None: ``$CAMSEG_SEGMENTER``/``$CAMSEG_DEVICE``, else auto).
     """
     import warnings
 
-    from camseg.report import results
+    from camseg.build.artifacts import results
 
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
     try:
@@ -496,7 +497,7 @@ def setup(workdir: str | os.PathLike | None = None, seed: int = 0, segmenter: st
     if in_kernel:
         from IPython.display import Markdown
 
-        from camseg.notebook import glue
+        from camseg.publishing.notebook import glue
 
         for key, value in glue_values(res).items():
             if isinstance(value, str):  # names reach the prose as Markdown ({glue:md}), never as 'quoted' reprs

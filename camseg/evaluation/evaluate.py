@@ -1,6 +1,6 @@
 """``camseg evaluate``: every pipeline and prompt strategy on a dataset split.
 
-Runs the centre-point baseline (:class:`~camseg.pipelines.BasicSamPipeline`),
+Runs the centre-point baseline (:class:`~camseg.pipelines.pipeline.BasicSamPipeline`),
 the two CAM pipelines, and an **oracle** prompt (one point at the mask pixel
 nearest the ground truth's centre of mass: the segmenter's upper bound), and
 measures IoU, point hit rates and distances (SPEC section 5), per class too.
@@ -24,21 +24,22 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from camseg.classifier import default_cam, load_checkpoint
-from camseg.data import CLASSES, DatasetError, ShapesDataset, degrade, normalize
-from camseg.devices import model_device
-from camseg.metrics import iou_per_image, point_metrics
-from camseg.paths import atomic_path
-from camseg.pipelines import BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline
-from camseg.prompts import CamArgmax, CamCentroid, CamInterior, CenterPoint, oracle_points
-from camseg.analysis import pointing_game
-from camseg.profiles import contrast
+from camseg.data.dataset import DatasetError, ShapesDataset, degrade, normalize
+from camseg.data.profiles import contrast
+from camseg.data.shapes import CLASSES
+from camseg.evaluation.metrics import iou_per_image, point_metrics
+from camseg.models.analysis import pointing_game
+from camseg.models.classifier import default_cam, load_checkpoint
+from camseg.pipelines.pipeline import BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline
+from camseg.prompting.prompts import CamArgmax, CamCentroid, CamInterior, CenterPoint, oracle_points
+from camseg.utils.devices import model_device
+from camseg.utils.paths import atomic_path
 
 PIPELINES = ("center", "foreground", "foreground_background", "oracle")
 
 
 def _strategies() -> dict[str, Callable]:
-    from camseg.regions import MaskScoring, SimilarityScore
+    from camseg.prompting.regions import MaskScoring, SimilarityScore
 
     return {"center": CenterPoint(), "cam_argmax": CamArgmax(with_background=True),
             "cam_centroid": CamCentroid(), "cam_interior": CamInterior(n_background=2),
@@ -69,14 +70,14 @@ def evaluate(
         segmenter: a promptable segmenter (``camseg.segmenters.get_segmenter``).
         split: which split.
         degraded: re-encode the images as JPEG (quality 90) with mild noise
-            first (:func:`camseg.data.degrade`, seed 0).
+            first (:func:`camseg.data.dataset.degrade`, seed 0).
         limit: evaluate only the first ``limit`` images.
         batch_size: images per batch.
         progress: show a progress bar.
         keep_masks: also return the predicted masks and points (not JSON-able).
         explain: ``"top"``: each CAM explains the classifier's top class (for
             the default architecture the class its four flips vote for,
-            :func:`camseg.classifier.flip_logits`);
+            :func:`camseg.models.classifier.flip_logits`);
             ``"label"``: it explains the image's labelled class (a class-name
             prompt per image, SPEC section 8).
         device: where the classifier, Grad-CAM and mask scoring run: ``"auto"``
@@ -87,7 +88,7 @@ def evaluate(
         A JSON-able dict: ``dataset``, ``split``, ``n_images``, ``segmenter``, ``device``
         (the classifier's, resolved),
         ``classifier_accuracy`` (of the class decision the CAM uses:
-        :func:`camseg.classifier.default_cam`), ``pipelines`` (name -> ``iou``,
+        :func:`camseg.models.classifier.default_cam`), ``pipelines`` (name -> ``iou``,
         ``fg_hit_rate``, ``fg_distance``, ``bg_hit_rate``, ``bg_distance``,
         ``seconds``, ``per_class_iou``, ``n_fg``, ``n_bg``) and ``strategies``
         (name -> point metrics).
@@ -220,16 +221,6 @@ def _concat_prompts(parts: list) -> tuple[np.ndarray, np.ndarray]:
         coords.append(np.pad(p.point_coords, ((0, 0), (0, pad), (0, 0))))
         labels.append(np.pad(p.point_labels, ((0, 0), (0, pad)), constant_values=-1))
     return np.concatenate(coords), np.concatenate(labels)
-
-
-def format_table(result: dict) -> str:
-    """A plain-text table of a result of :func:`evaluate` (the same labels, units and number
-    formats as the book and the PDF: :mod:`camseg.tables`)."""
-    from camseg.tables import pipeline_table, strategy_table
-
-    tag = "degraded" if result.get("degraded") else "clean"
-    first = pipeline_table({tag: result}, seconds=True).to_text()
-    return f"{result.get('split', 'test')} split\n{first}\n\n{strategy_table({tag: result}).to_text()}"
 
 
 def write_json(result: dict, path: str | os.PathLike) -> Path:

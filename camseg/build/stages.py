@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from camseg.paths import atomic_path
+from camseg.utils.paths import atomic_path
 
 __all__ = ["StageLog", "tree_rss"]
 

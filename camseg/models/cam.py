@@ -92,9 +92,9 @@ def rescale_maps(maps: torch.Tensor, rel_tol: float = 1e-6) -> torch.Tensor:
     return torch.where(ok, (maps - lo) / torch.where(ok, span, torch.ones_like(span)), torch.zeros_like(maps))
 
 
-# The one implementation of camseg.modes' helpers lives here, because SPEC section 3 lets this
+# The one implementation of camseg.models.cam' helpers lives here, because SPEC section 3 lets this
 # module import only built-ins, torch, torchvision, numpy, scipy, cv2, PIL, tqdm and matplotlib;
-# camseg.modes re-exports them for every other module.
+# camseg.models.cam re-exports them for every other module.
 def in_train_mode(model: nn.Module) -> list[str]:
     """Names of the submodules of ``model`` (``""`` for the model itself) in train mode
     whose mode changes what they compute (batch norm, dropout and their kin:
@@ -248,7 +248,7 @@ class BaseCAM:
     def _check_targets(targets: object, batch: int) -> torch.Tensor:
         if isinstance(targets, (str, bytes)):
             raise ValueError(f"targets must be class indices, got {targets!r}; class names are resolved by "
-                             "camseg.pipelines.resolve_targets (a pipeline's targets= takes names)")
+                             "camseg.pipelines.pipeline.resolve_targets (a pipeline's targets= takes names)")
         one = isinstance(targets, (int, float, np.integer, np.floating)) or (
             isinstance(targets, (np.ndarray, torch.Tensor)) and targets.ndim == 0)
         if one:  # one class for the whole batch
@@ -436,7 +436,7 @@ class AugmentedCAM(BaseCAM):
             unshifted image; a copy's uncovered edge repeats the edge pixels
             (:func:`translate`), and so does its map moved back.
         classify: ``classify(image) -> scores``, float (B, C) for the batch
-            (e.g. ``functools.partial(camseg.classifier.flip_logits, model)``):
+            (e.g. ``functools.partial(camseg.models.classifier.flip_logits, model)``):
             the class decision, when it is not the original's forward pass.
 
     ``compute(image, targets)`` returns a :class:`CAMOutput` whose

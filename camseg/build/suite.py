@@ -4,7 +4,7 @@ Under the work folder::
 
     WORKDIR/classifier-<arch>.pt            seed 0 (the book's classifier)
     WORKDIR/classifier-<arch>-seed<k>.pt    the other seeds
-    WORKDIR/shift/<profile>/                the shift suite (camseg.profiles.SHIFT_PROFILES), test split only
+    WORKDIR/shift/<profile>/                the shift suite (camseg.data.profiles.SHIFT_PROFILES), test split only
     WORKDIR/eval/seeds/<set>-seed<k>.json   every pipeline on each set, per seed
 
 Each file is reused when it was made with the same settings (a checkpoint:
@@ -23,9 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from camseg.paths import atomic_path
+from camseg.build.keys import file_sha256
+from camseg.utils.paths import atomic_path
 
-__all__ = ["DEFAULT_SEEDS", "SUITE_SIZE", "SuiteResults", "checkpoint_path", "explain_for", "file_digest",
+__all__ = ["DEFAULT_SEEDS", "SUITE_SIZE", "SuiteResults", "checkpoint_path", "explain_for",
            "recipe_details", "recipe_inputs", "seed_checkpoints", "shift_datasets", "suite_results"]
 
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2)
@@ -45,18 +46,11 @@ def checkpoint_path(work: Path, arch: str, seed: int) -> Path:
     return Path(work) / (f"classifier-{arch}.pt" if seed == 0 else f"classifier-{arch}-seed{seed}.pt")
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file (hex), to tie an evaluation to the checkpoint's content."""
-    from camseg.artifacts import file_sha256
-
-    return file_sha256(path)
-
-
 def shift_datasets(work: Path, seed: int = 0, n: int = SUITE_SIZE, names: Sequence[str] | None = None,
                    log: Callable[[str], None] = print) -> dict[str, Path]:
     """Build (or reuse) the shift-suite test sets under ``WORKDIR/shift/``."""
-    from camseg.data import build_dataset, read_manifest
-    from camseg.profiles import SHIFT_PROFILES
+    from camseg.data.dataset import build_dataset, read_manifest
+    from camseg.data.profiles import SHIFT_PROFILES
 
     out = {}
     for name in names or SHIFT_PROFILES:
@@ -76,7 +70,7 @@ def seed_checkpoints(data: Path, work: Path, arch: str, seeds: Sequence[int], re
                      device: str = "auto") -> dict[int, Path]:
     """Train (or reuse) one classifier per seed on ``data`` with ``recipe`` (``epochs``: None for
     the architecture's default; a checkpoint trained for other epochs is retrained)."""
-    from camseg.classifier import load_checkpoint, train_classifier
+    from camseg.models.classifier import load_checkpoint, train_classifier
 
     details = recipe_details(recipe)
     out = {}
@@ -104,32 +98,32 @@ def seed_checkpoints(data: Path, work: Path, arch: str, seeds: Sequence[int], re
 
 def recipe_details(recipe: str) -> dict | None:
     """The settings behind a training recipe, as stored in its checkpoints: for ``"wide"``, the
-    parameters of :data:`camseg.profiles.WIDE` (JSON types); None for ``"standard"``."""
+    parameters of :data:`camseg.data.profiles.WIDE` (JSON types); None for ``"standard"``."""
     if recipe != "wide":
         return None
     from dataclasses import asdict
 
-    from camseg.profiles import WIDE
+    from camseg.data.profiles import WIDE
 
     return json.loads(json.dumps(asdict(WIDE)))
 
 
 def recipe_inputs(recipe: str, data: Path, seed: int) -> dict:
-    """:func:`camseg.classifier.train_classifier`'s keyword arguments for ``recipe`` on the dataset
+    """:func:`camseg.models.classifier.train_classifier`'s keyword arguments for ``recipe`` on the dataset
     at ``data``: for ``"wide"``, fresh shapes every epoch and the wide validation set
-    (:func:`camseg.profiles.wide_training`), the recipe's name and :func:`recipe_details`; none
+    (:func:`camseg.data.sets.wide_training`), the recipe's name and :func:`recipe_details`; none
     for ``"standard"`` (the dataset's own splits)."""
     if recipe != "wide":
         return {}
-    from camseg.profiles import wide_training
+    from camseg.data.sets import wide_training
 
     fresh, val = wide_training(data, seed=seed)
     return {"fresh": fresh, "val": val, "recipe": "wide", "recipe_details": recipe_details("wide")}
 
 
 def _stamp(backend: str, device: str, digest: str, explain: str, data: Path) -> dict:
-    from camseg.artifacts import camseg_version
-    from camseg.data import read_manifest
+    from camseg.build.keys import camseg_version
+    from camseg.data.dataset import read_manifest
 
     return {"backend": backend, "device": device, "checkpoint_sha256": digest, "explain": explain,
             "camseg_version": camseg_version(), "dataset": read_manifest(data)}
@@ -148,9 +142,9 @@ def evaluate_to(path: Path, data: Path, ckpt: Path, stamp: dict, split: str = "t
     """Evaluate ``ckpt`` on ``data`` and write the JSON, stamped with ``stamp`` (backend, device,
     checkpoint digest, explained class, version, dataset manifest), to ``path``; a top-level
     function so that it can run in a worker process."""
-    from camseg.artifacts import make_segmenter
-    from camseg.devices import set_cpu_threads
-    from camseg.evaluate import evaluate, write_json
+    from camseg.build.keys import make_segmenter
+    from camseg.evaluation.evaluate import evaluate, write_json
+    from camseg.utils.devices import set_cpu_threads
 
     if threads is not None:
         set_cpu_threads(threads)
@@ -190,7 +184,7 @@ def suite_results(work: Path, data: Path, checkpoints: dict[int, Path], backend:
     known = dict(known or {})
     eval_dir = Path(work) / "eval" / "seeds"
     sets = {"standard": Path(data), **shift}
-    digests = {seed: file_digest(p) for seed, p in checkpoints.items()}
+    digests = {seed: file_sha256(p) for seed, p in checkpoints.items()}
     jobs, results = [], {name: [] for name in sets}
     stamps = {(name, seed): _stamp(backend, device, digests[seed], explain_for(name), path)
               for name, path in sets.items() for seed in checkpoints}
@@ -225,8 +219,8 @@ def suite_results(work: Path, data: Path, checkpoints: dict[int, Path], backend:
 
 
 def write_summary(suite: SuiteResults, path: Path) -> Path:
-    """The mean ± sd table (:func:`camseg.robustness.seed_table`) as JSON at ``path``."""
-    from camseg.robustness import seed_table
+    """The mean ± sd table (:func:`camseg.evaluation.robustness.seed_table`) as JSON at ``path``."""
+    from camseg.evaluation.robustness import seed_table
 
     rows = seed_table(suite.sets)
     with atomic_path(Path(path)) as tmp:

@@ -1,10 +1,7 @@
 """The two-page A4 PDF report (WeasyPrint), rendered from the book's artefacts.
 
 The artefacts themselves (dataset, classifier, evaluations, CAM study) are
-built and cached by :mod:`camseg.artifacts`; :func:`results` and the other
-names re-exported here keep old imports (``from camseg import report;
-report.results(...)``) working while the chapters move to
-:func:`camseg.artifacts.build_artifacts`.
+built and cached by :mod:`camseg.build.artifacts`.
 """
 
 from __future__ import annotations
@@ -15,33 +12,20 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from camseg import tables as _tables
-from camseg.artifacts import (  # noqa: F401 - re-exported for the chapters until they move
-    CAM_STUDY_LAYERS,
-    REPORT_EXAMPLE,
-    Artifacts,
-    _atomic_bytes,
-    cam_study,
-    default_workdir,
-    gradcam_example,
-    load_predictions,
-    make_segmenter,
-    results,
-)
+from camseg.build.artifacts import REPORT_EXAMPLE, Artifacts, load_predictions, results
+from camseg.publishing import tables as _tables
+from camseg.utils.paths import write_atomic
 
-__all__ = [
-    "CAM_STUDY_LAYERS", "PIPELINE_LABELS", "cam_study", "default_workdir", "fmt", "gradcam_example",
-    "load_predictions", "main", "make_segmenter", "report_html", "results", "write_report",
-]
+__all__ = ["PIPELINE_LABELS", "main", "report_html", "write_report"]
 
 PIPELINE_LABELS: dict[str, str] = _tables.PIPELINE_LABELS
-"""Display names of the evaluated pipelines, in table order (from :mod:`camseg.tables`)."""
+"""Display names of the evaluated pipelines, in table order (from :mod:`camseg.publishing.tables`)."""
 
 
 # --------------------------------------------------------------------------
 # The PDF report
 
-fmt = _tables.fmt  # one number format for the book, the PDF and the CLI (camseg.tables)
+fmt = _tables.fmt  # one number format for the book, the PDF and the CLI (camseg.publishing.tables)
 
 _CSS = """
 @page { size: A4; margin: 13mm 15mm 13mm 15mm; font-family: 'DejaVu Sans', sans-serif;
@@ -71,7 +55,7 @@ li { margin-bottom: 1mm; }
 
 
 def _png(fig, width_in: float, height_in: float, dpi: int = 150) -> str:
-    from camseg.viz import figure_png
+    from camseg.publishing.viz import figure_png
 
     fig.set_size_inches(width_in, height_in)
     return base64.b64encode(figure_png(fig, dpi=dpi)).decode()
@@ -79,8 +63,8 @@ def _png(fig, width_in: float, height_in: float, dpi: int = 150) -> str:
 
 def _iou_histogram_png(res: Mapping) -> str | None:
     """The per-image IoU histogram of the clean split, if its predicted masks are on disk."""
-    from camseg.metrics import iou_per_image
-    from camseg.viz import iou_histogram
+    from camseg.evaluation.metrics import iou_per_image
+    from camseg.publishing.viz import iou_histogram
 
     path = res.get("predictions")
     arrays = res.get("arrays")
@@ -97,7 +81,7 @@ def report_html(res: Mapping) -> str:
 
     Page 1: what the method is, the backend (named a stand-in for SAM unless it
     is SAM), the Grad-CAM figure with its colour bar and the pipelines. Page 2:
-    every metric (tables from :mod:`camseg.tables`, ± sd where the results
+    every metric (tables from :mod:`camseg.publishing.tables`, ± sd where the results
     carry one), the per-image IoU histogram when the masks are on disk, and at
     most five sentences on improvements. No table is split across pages and
     no log text, warning or path is printed.
@@ -106,7 +90,7 @@ def report_html(res: Mapping) -> str:
     ``meta`` (``arch``, ``test_accuracy``) and ``gradcam_example``;
     ``cam_study``, ``predictions`` and ``arrays`` are optional.
     """
-    from camseg.viz import gradcam_panels
+    from camseg.publishing.viz import gradcam_panels
 
     def e(text: str) -> str:
         return html.escape(text)
@@ -229,7 +213,7 @@ def write_report(res: Mapping, out_pdf: str | os.PathLike) -> Path:
     so a failed render never leaves a half-written report.
 
     Args:
-        res: :class:`~camseg.artifacts.Artifacts`, the dict of :func:`results`, or any
+        res: :class:`~camseg.build.artifacts.Artifacts`, the dict of :func:`results`, or any
             dict with the keys :func:`report_html` reads.
         out_pdf: where to write the PDF.
 
@@ -239,14 +223,14 @@ def write_report(res: Mapping, out_pdf: str | os.PathLike) -> Path:
     from weasyprint import HTML
 
     pdf = HTML(string=report_html(res)).write_pdf()
-    return _atomic_bytes(Path(out_pdf), pdf)
+    return write_atomic(Path(out_pdf), pdf)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m camseg.report [--workdir artifacts] --out report.pdf``: build or load the results, write the PDF."""
+    """``python -m camseg.publishing.report [--workdir artifacts] --out report.pdf``: build or load the results, write the PDF."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m camseg.report", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m camseg.publishing.report", description=main.__doc__)
     parser.add_argument("--workdir", default=None, help="artefact folder (default: artifacts/ of this checkout)")
     parser.add_argument("--out", default="_build/report.pdf", help="PDF to write (default _build/report.pdf)")
     parser.add_argument("--segmenter", default=None, help="default $CAMSEG_SEGMENTER or auto")

@@ -29,8 +29,8 @@ small piece you can change alone::
   order of their bound until none left can beat the best, so it picks what
   scoring every region would, with fewer classifier runs.
 
-Background points come from the shared helpers of :mod:`camseg.prompts`
-(:func:`~camseg.prompts.background_points`): on a rejected distractor region
+Background points come from the shared helpers of :mod:`camseg.prompting.prompts`
+(:func:`~camseg.prompting.prompts.background_points`): on a rejected distractor region
 when there is one, else on low-CAM pixels far from the winner.
 
 Conventions: points (x, y) in pixels, arrays (K, 2); masks bool (H, W) or
@@ -49,10 +49,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from camseg.data import normalize
-from camseg.devices import model_device
-from camseg.modes import eval_mode
-from camseg.prompts import PromptContext, Prompts, background_points, deepest_point, stack_prompts, strongest_region
+from camseg.data.dataset import normalize
+from camseg.models.cam import eval_mode
+from camseg.prompting.prompts import (
+    PromptContext,
+    Prompts,
+    background_points,
+    deepest_point,
+    stack_prompts,
+    strongest_region,
+)
+from camseg.utils.devices import model_device
 
 __all__ = [
     "FEATURES", "FITTED_SCORE", "CamSupportScore", "DeletionScore", "KeepScore", "LinearScore", "MaskScoring",
@@ -582,12 +589,12 @@ FITTED_SCORE = LinearScore((
 ), -9.7231, name="fitted")
 """camseg's default region score: a logistic combination of twelve evidence features.
 
-Fitted by ``python -m camseg.regionfit --data artifacts/data --checkpoint
+Fitted by ``python -m camseg.evaluation.regionfit --data artifacts/data --checkpoint
 artifacts/classifier-efficientnet_lite0.pt artifacts/classifier-efficientnet_lite0-seed1.pt
 artifacts/classifier-efficientnet_lite0-seed2.pt --n 1000 --top 12`` (the build's three seeds,
-wide recipe, 6 epochs, with their default CAM, :func:`camseg.classifier.default_cam`, and the
+wide recipe, 6 epochs, with their default CAM, :func:`camseg.models.classifier.default_cam`, and the
 default offline segmenter, whose regions it scores) on the
-first 500 images of the *wide validation set* (:func:`camseg.profiles.validation_set`:
+first 500 images of the *wide validation set* (:func:`camseg.data.sets.validation_set`:
 CIFAR-10 train photos of the val split, never a test set), 12 shortlisted regions each, pooled
 over the seeds. On the other 500 it put the foreground point on the shape for 0.910 of the
 images (mean of the seeds; 0.928 / 0.892 / 0.910) against 0.863 for the published
@@ -595,7 +602,7 @@ images (mean of the seeds; 0.928 / 0.892 / 0.910) against 0.863 for the publishe
 these weights against it). The test split and the shift suite only report it.
 
 Those seeds were trained with 20 % of the shapes across the image border; the
-build's classifiers now see 40 % (:data:`camseg.profiles.WIDE`). Refitted on
+build's classifiers now see 40 % (:data:`camseg.data.profiles.WIDE`). Refitted on
 theirs (``results/regionfit-border0.4.json``), the score did no better on the
 held-out half (0.864 for both), so these weights stay.
 """
