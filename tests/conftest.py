@@ -161,3 +161,38 @@ def tiny_checkpoint(tiny_dataset, tmp_path_factory):
     train_classifier(tiny_dataset, arch="resnet18", epochs=1, batch_size=5, pretrained=False, input_scale=1.0,
                      seed=0, out=out, progress=False, log=None)
     return out
+
+
+@pytest.fixture()
+def make_artifacts():
+    """A factory of small typed results (:class:`camseg.build.artifacts.Artifacts`) from plain JSON-like parts,
+    for the book's and the report's helpers; nothing is trained or read from disk."""
+    from pathlib import Path
+
+    from camseg.build.artifacts import (
+        ArtifactKey,
+        Artifacts,
+        Backend,
+        CamStudy,
+        Evaluation,
+        GradcamExample,
+        Settings,
+    )
+
+    def make(clean: dict | None = None, degraded: dict | None = None, meta: dict | None = None,
+             cam_study: dict | None = None, segmenter: str = "regiongrow", reason: str = "",
+             requested: str | None = None, images=None, labels=None, masks=None, model=None,
+             gradcam_example: dict | None = None, suite=None, predictions=None, device: str = "cpu") -> Artifacts:
+        def evaluation(raw):
+            return None if raw is None else Evaluation.from_json({"segmenter": segmenter, **raw})
+
+        return Artifacts(
+            workdir=Path("."), data=Path("data"), settings=Settings(segmenter=requested or segmenter),
+            key=ArtifactKey(segmenter, device, "0" * 64, "test", 0, (meta or {}).get("arch", "tiny"), 0),
+            test=None, images=images, labels=labels, masks=masks, model=model, meta=meta or {},
+            backend=Backend(segmenter, reason, requested or segmenter), device=device,
+            clean=evaluation(clean), degraded=evaluation(degraded), predictions=predictions,
+            cam_study=None if cam_study is None else CamStudy.from_json(cam_study),
+            gradcam_example=None if gradcam_example is None else GradcamExample(**gradcam_example), suite=suite)
+
+    return make

@@ -26,8 +26,8 @@ def _eval(shift):
 
 
 @pytest.fixture()
-def res():
-    return {"segmenter": "regiongrow", "eval": {"clean": _eval(0.0), "degraded": _eval(0.06)},
+def parts():
+    return {"segmenter": "regiongrow", "clean": _eval(0.0), "degraded": _eval(0.06),
             "meta": {"arch": "efficientnet_lite0", "test_accuracy": 0.996, "val_accuracy": 1.0, "best_epoch": 5,
                      "epochs": 6, "train_seconds": 480.0, "initial_weights": "ImageNet", "seed": 0},
             "cam_study": {"rows": [
@@ -38,6 +38,11 @@ def res():
                 {"method": "Grad-CAM", "layers": ["backbone._blocks.15"], "default": False, "mass_inside": 0.2,
                  "pointing_game": 0.8}],
                 "cam_only_iou": {"0.3": 0.40, "0.4": 0.45}, "cam_slic_iou": {"0.5": 0.5}}}
+
+
+@pytest.fixture()
+def res(make_artifacts, parts):
+    return make_artifacts(**parts)
 
 
 def test_glue_values_are_the_results(res):
@@ -82,16 +87,15 @@ def test_reproducibility_markdown(res, tmp_path):
     assert "no build profile yet" in missing
 
 
-def test_book_views_and_failures(res):
+def test_book_views_and_failures(make_artifacts, parts):
     rng = np.random.default_rng(0)
     masks = np.zeros((3, 8, 10), bool)
     masks[:, 2:6, 3:8] = True
-    res["arrays"] = {"images": rng.integers(0, 255, (3, 8, 10, 3), dtype=np.uint8),
-                     "labels": np.array([0, 1, 2]), "masks": masks}
-    b = book.Book(res)
+    b = book.Book(make_artifacts(**parts, images=rng.integers(0, 255, (3, 8, 10, 3), dtype=np.uint8),
+                                 labels=np.array([0, 1, 2]), masks=masks))
     assert b.segmenter == "regiongrow" and not b.is_sam and b.arch == "efficientnet_lite0"
     assert "stand-in for SAM" in b.backend_sentence()
-    res2 = dict(res, segmenter="sam-vit_b")
+    res2 = make_artifacts(**{**parts, "segmenter": "sam-vit_b"})
     assert "made by SAM" in book.Book(res2).backend_sentence()
     # derived arrays without a model: inject them as a chapter's kernel would have computed them
     pred = masks.copy()
@@ -109,20 +113,20 @@ def test_book_views_and_failures(res):
     ("floodfill", "asked for by name"),
     ("auto", "could not be downloaded"),  # conftest closes SAM's download address: auto falls back
 ])
-def test_backend_sentence_says_why_in_plain_words(res, name, expected):
+def test_backend_sentence_says_why_in_plain_words(make_artifacts, parts, name, expected):
     from camseg.segmenters.choice import choose_backend
 
     choice = choose_backend(name)
-    b = book.Book(dict(res, segmenter=choice.name, segmenter_reason=choice.reason))
+    b = book.Book(make_artifacts(**{**parts, "segmenter": choice.name, "reason": choice.reason, "requested": name}))
     sentence = b.backend_sentence()
     assert expected in sentence and "http" not in sentence and "/" not in sentence.replace("`", "")
 
 
-def test_a_build_without_the_shift_suite_still_makes_the_robustness_chapter():
+def test_a_build_without_the_shift_suite_still_makes_the_robustness_chapter(make_artifacts):
     from camseg.evaluation import robustness
     from camseg.publishing import viz
 
-    s = book.Book({"segmenter": "regiongrow", "suite": None}).suite
+    s = book.Book(make_artifacts()).suite
     assert s.sets == {} and s.seeds == ()
     assert len(robustness.headline_frame(s.sets)) == 0
     assert len(robustness.per_seed_frame(s.sets.get("standard", []), s.seeds)) == 0
@@ -130,7 +134,7 @@ def test_a_build_without_the_shift_suite_still_makes_the_robustness_chapter():
     assert "no shift suite" in " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
 
 
-def _untrained_book(images, masks, labels):
+def _untrained_book(make_artifacts, images, masks, labels):
     """A Book over these arrays with a randomly initialised EfficientNet-Lite0 (seed 0), in eval mode."""
     import torch
 
@@ -139,11 +143,11 @@ def _untrained_book(images, masks, labels):
     torch.manual_seed(0)
     model, _ = build_classifier("efficientnet_lite0", pretrained=False)
     model.eval()
-    return model, book.Book({"model": model, "meta": {"arch": "efficientnet_lite0"},
-                             "arrays": {"images": images, "masks": masks, "labels": labels}})
+    return model, book.Book(make_artifacts(model=model, meta={"arch": "efficientnet_lite0"}, images=images,
+                                           masks=masks, labels=labels))
 
 
-def test_layer_breakdown_rows_are_each_layer_their_mean_and_the_pipelines_cam():
+def test_layer_breakdown_rows_are_each_layer_their_mean_and_the_pipelines_cam(make_artifacts):
     from camseg.data.dataset import normalize
     from camseg.models.cam import GradCAM
     from camseg.models.classifier import ARCHITECTURES, default_cam, default_target_layers
@@ -152,7 +156,7 @@ def test_layer_breakdown_rows_are_each_layer_their_mean_and_the_pipelines_cam():
     images = rng.integers(0, 256, (2, 48, 64, 3), dtype=np.uint8)
     masks = np.zeros((2, 48, 64), bool)
     masks[1, 5:20, 10:30] = True
-    model, b = _untrained_book(images, masks, np.zeros(2, np.int64))
+    model, b = _untrained_book(make_artifacts, images, masks, np.zeros(2, np.int64))
     rows, maps, row_masks, titles = b.layer_breakdown(1)
     layers = ARCHITECTURES["efficientnet_lite0"].target_layers
     assert titles == [n.replace("backbone.", "") for n in layers] + ["mean of the layers", "with the mirror image"]
@@ -165,7 +169,7 @@ def test_layer_breakdown_rows_are_each_layer_their_mean_and_the_pipelines_cam():
     np.testing.assert_allclose(maps[4], pipeline.maps[0], atol=1e-6)
 
 
-def test_other_class_explains_the_class_offset_places_after_the_label():
+def test_other_class_explains_the_class_offset_places_after_the_label(make_artifacts):
     import torch
 
     from camseg.data.dataset import normalize
@@ -177,7 +181,7 @@ def test_other_class_explains_the_class_offset_places_after_the_label():
     images = rng.integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
     masks = rng.random((3, 48, 64)) > 0.5
     labels = np.array([0, 3, 4])
-    model, b = _untrained_book(images, masks, labels)
+    model, b = _untrained_book(make_artifacts, images, masks, labels)
     rows, maps, row_masks, titles = b.other_class([2, 0], offset=2)
     assert (rows == images[[2, 0]]).all() and (row_masks == masks[[2, 0]]).all()
     # labels 4 and 0: two places further (wrapping) are classes 1 and 2

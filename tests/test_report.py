@@ -34,21 +34,25 @@ def _eval(shift: float, degraded: bool) -> dict:
 
 
 @pytest.fixture()
-def fake_results() -> dict:
+def parts() -> dict:
     rng = np.random.default_rng(0)
     mask = np.zeros((12, 16), bool)
     mask[3:9, 4:12] = True
     return {
         "segmenter": "fakeseg-backend",
-        "segmenter_note": None,
         "meta": {"arch": "tinynet", "test_accuracy": 0.95},
-        "eval": {"clean": _eval(0.0, False), "degraded": _eval(0.1, True)},
+        "clean": _eval(0.0, False), "degraded": _eval(0.1, True),
         "cam_study": {"rows": [{"method": "Grad-CAM", "layers": ["l"], "default": True, "mass_inside": 0.4,
                                 "pointing_game": 0.7}], "cam_only_iou": {"0.4": 0.455, "0.5": 0.454}},
         "gradcam_example": {"image": rng.integers(0, 256, (12, 16, 3), dtype=np.uint8),
                             "cam": rng.random((12, 16)).astype(np.float32), "mask": mask, "label": "star",
                             "predicted": "star"},
     }
+
+
+@pytest.fixture()
+def fake_results(make_artifacts, parts):
+    return make_artifacts(**parts)
 
 
 def _text(path: Path) -> tuple[int, str]:
@@ -60,8 +64,9 @@ def _pages(path: Path) -> list[str]:
     return [page.extract_text() for page in pypdf.PdfReader(str(path)).pages]
 
 
-def test_report_pdf_pages_backend_and_every_number(fake_results, tmp_path):
-    fake_results["segmenter_note"] = "UserWarning: no SAM checkpoint in /root/.cache/camseg/sam; using offline"
+def test_report_pdf_pages_backend_and_every_number(make_artifacts, parts, tmp_path):
+    fake_results = make_artifacts(**parts, requested="auto",
+                                  reason="UserWarning: no SAM checkpoint in /root/.cache/camseg/sam; using offline")
     out = report.write_report(fake_results, tmp_path / "sub" / "report.pdf")
     assert out == tmp_path / "sub" / "report.pdf"
     pages, text = _text(out)
@@ -75,7 +80,7 @@ def test_report_pdf_pages_backend_and_every_number(fake_results, tmp_path):
         assert needle in second and needle not in first, needle
     assert "cam_argmax" not in text and "CAM maximum" in second  # plain names
     for tag in ("clean", "degraded"):
-        for name, m in fake_results["eval"][tag]["pipelines"].items():
+        for name, m in parts[tag]["pipelines"].items():
             assert tables.fmt(m["iou"]) in text, (tag, name, "iou")
             assert tables.fmt(m["fg_hit_rate"]) in text
             assert tables.fmt(m["fg_distance"], "distance") in text
@@ -87,15 +92,14 @@ def test_report_pdf_pages_backend_and_every_number(fake_results, tmp_path):
     assert not list(out.parent.glob("*.partial"))  # atomic: no leftovers
 
 
-def test_report_spreads_when_results_have_them(fake_results, tmp_path):
-    fake_results["eval"]["clean"]["pipelines"]["foreground"]["iou_sd"] = 0.0123
-    html = report.report_html(fake_results)
+def test_report_spreads_when_results_have_them(make_artifacts, parts, tmp_path):
+    parts["clean"]["pipelines"]["foreground"]["iou_sd"] = 0.0123
+    html = report.report_html(make_artifacts(**parts))
     assert "0.871 ± 0.012" in html
 
 
-def test_report_names_sam_as_sam(fake_results):
-    fake_results["segmenter"] = "sam-vit_b"
-    html = report.report_html(fake_results)
+def test_report_names_sam_as_sam(make_artifacts, parts):
+    html = report.report_html(make_artifacts(**{**parts, "segmenter": "sam-vit_b"}))
     assert "stand-in for SAM</b>" not in html and "SAM (<b>sam-vit_b</b>)" in html
 
 
@@ -105,12 +109,11 @@ def test_report_improvements_at_most_five_sentences(fake_results):
     assert 1 <= section.count(". ") + section.rstrip().endswith(".") <= 5
 
 
-def test_failed_render_leaves_old_pdf(fake_results, tmp_path, monkeypatch):
+def test_failed_render_leaves_old_pdf(make_artifacts, parts, tmp_path):
     out = tmp_path / "report.pdf"
     out.write_bytes(b"old")
-    monkeypatch.setitem(fake_results, "eval", {"clean": None})
-    with pytest.raises(Exception):
-        report.write_report(fake_results, out)
+    with pytest.raises(ValueError, match="clean evaluation"):
+        report.write_report(make_artifacts(**{**parts, "clean": None}), out)
     assert out.read_bytes() == b"old" and not list(tmp_path.glob("*.partial"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from camseg.build.artifacts import CamStudy
 from camseg.publishing import tables
 from camseg.publishing.tables import Column, Table
 
@@ -76,7 +77,7 @@ def test_best_threshold_ties_and_empty():
 
 
 def test_iou_table_with_baselines():
-    study = {"cam_only_iou": {"0.3": 0.40, "0.5": 0.45}, "cam_slic_iou": {"0.4": 0.5}}
+    study = CamStudy.from_json({"rows": [], "cam_only_iou": {"0.3": 0.40, "0.5": 0.45}, "cam_slic_iou": {"0.4": 0.5}})
     t = tables.iou_table({"clean": _result(), "degraded": _result(True)}, study)
     assert t.header == ("pipeline", "IoU ↑, clean", "IoU ↑, degraded (noise + JPEG)")
     assert t.rows[-2] == ("CAM alone, threshold 0.5", "0.450", "–")
@@ -86,7 +87,7 @@ def test_iou_table_with_baselines():
 
 def test_published_table_has_sources_and_this_build():
     t = tables.published_table({"clean": _result()}, accuracy=0.995)
-    assert "SPEC §7" in t.note and "0.72–0.90" in t.rows[0]
+    assert "quantumFeline/DNN-all" in t.note and "0.72–0.90" in t.rows[0]
     assert t.rows[-1][2] == "0.995" and t.rows[-1][3] == "0.728" and t.rows[-1][4] == "–"
 
 
@@ -99,12 +100,14 @@ def test_cli_table_uses_the_helper():
 
 
 def test_baseline_threshold_is_chosen_on_val_and_reported_on_test():
-    study = {"cam_only_iou": {"0.3": 0.40, "0.5": 0.45}, "cam_only_iou_val": {"0.3": 0.52, "0.5": 0.47},
-             "cam_slic_iou": {"0.3": 0.50, "0.5": 0.55}, "cam_slic_iou_val": {"0.3": 0.4, "0.5": 0.6}}
+    study = CamStudy.from_json({
+        "rows": [], "cam_only_iou": {"0.3": 0.40, "0.5": 0.45}, "cam_only_iou_val": {"0.3": 0.52, "0.5": 0.47},
+        "cam_slic_iou": {"0.3": 0.50, "0.5": 0.55}, "cam_slic_iou_val": {"0.3": 0.4, "0.5": 0.6}})
     assert tables.baseline_threshold(study, "cam_only") == (0.3, 0.40, "val")  # not the test split's best (0.5)
     t = tables.iou_table({"clean": _result()}, study)
     assert t.rows[-2] == ("CAM alone, threshold 0.3", "0.400")
     assert t.rows[-1] == ("CAM + SLIC superpixels, threshold 0.5", "0.550")
     assert "validation split" in t.note and "optimistic" not in t.note
     with pytest.raises(ValueError, match="not measured on test"):
-        tables.baseline_threshold({"cam_only_iou": {"0.5": 0.4}, "cam_only_iou_val": {"0.2": 0.5}})
+        tables.baseline_threshold(CamStudy.from_json({"rows": [], "cam_only_iou": {"0.5": 0.4},
+                                                      "cam_only_iou_val": {"0.2": 0.5}}))

@@ -22,7 +22,7 @@ model) serves every evaluation of a build.
 
 Settings come from the arguments, else from environment variables, so that
 ``camseg build --segmenter X --device Y`` reaches the chapters (their
-``results()`` call runs in another process): ``$CAMSEG_WORKDIR``,
+``build_artifacts()`` call runs in another process): ``$CAMSEG_WORKDIR``,
 ``$CAMSEG_SEGMENTER``, ``$CAMSEG_DEVICE``, and for quick runs (tests, a
 Colab smoke run) ``$CAMSEG_SIZES`` (``"train=40,val=10,test=10"``),
 ``$CAMSEG_EPOCHS`` and ``$CAMSEG_ARCH``.
@@ -51,7 +51,7 @@ __all__ = [
     "CAM_STUDY_LAYERS", "ENV_VARS", "REPORT_EXAMPLE", "ArtifactKey", "Artifacts", "Backend", "CamStudy",
     "CamStudyRow", "Evaluation", "GradcamExample", "PipelineScores", "Settings", "build_artifacts", "cam_study",
     "default_workdir", "gradcam_example", "load_predictions",
-    "results", "run_evaluation", "shared_segmenter",
+    "run_evaluation", "shared_segmenter",
 ]
 
 CAM_STUDY_LAYERS: dict[str, tuple[str, ...]] = {
@@ -180,7 +180,9 @@ class ArtifactKey:
         device: the resolved device (``"cpu"``, ``"cuda"``).
         checkpoint_sha256: SHA-256 of the classifier checkpoint file.
         camseg_version: camseg's version.
-        seed, arch, n_test: the settings the evaluation depends on.
+        seed: the seed the evaluation depends on.
+        arch: the classifier architecture it depends on.
+        n_test: the number of test images it depends on.
     """
 
     backend: str
@@ -224,7 +226,8 @@ class Evaluation:
     Attributes:
         degraded: True for the degraded images.
         segmenter: backend used; device: device used.
-        n_images, classifier_accuracy: as named.
+        n_images: the number of images evaluated.
+        classifier_accuracy: the classifier's accuracy on them.
         pipelines: pipeline name -> :class:`PipelineScores`.
         strategies: point-strategy name -> :class:`PipelineScores`.
         raw: the JSON result as written (read-only).
@@ -267,13 +270,25 @@ class CamStudy:
     cam_slic_iou: Mapping[str, float]
     n_images: int
     raw: Mapping[str, Any] = field(repr=False)
+    cam_only_iou_val: Mapping[str, float] = field(default_factory=dict)
+    cam_slic_iou_val: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, s: Mapping) -> CamStudy:
+        """The study from its JSON (:func:`cam_study`'s dict): ``rows``, ``n_images``, and the threshold
+        curves ``cam_only_iou``, ``cam_slic_iou`` (test) and their ``_val`` twins (validation), when present."""
         rows = tuple(CamStudyRow(r["method"], tuple(r["layers"]), bool(r["default"]), float(r["mass_inside"]),
                                  float(r["pointing_game"])) for r in s["rows"])
         return cls(rows, _frozen(s.get("cam_only_iou") or {}), _frozen(s.get("cam_slic_iou") or {}),
-                   int(s["n_images"]), _frozen(s))
+                   int(s.get("n_images", 0)), _frozen(s), _frozen(s.get("cam_only_iou_val") or {}),
+                   _frozen(s.get("cam_slic_iou_val") or {}))
+
+    def curve(self, kind: str, split: str = "test") -> Mapping[str, float]:
+        """Threshold (as ``"0.3"``) -> mean IoU of a CAM-only baseline: ``kind`` ``"cam_only"`` or
+        ``"cam_slic"``, on the ``"test"`` or ``"val"`` split (empty when not computed)."""
+        if kind not in ("cam_only", "cam_slic") or split not in ("test", "val"):
+            raise ValueError(f"expected kind cam_only or cam_slic and split test or val, got {kind!r}, {split!r}")
+        return getattr(self, f"{kind}_iou" + ("_val" if split == "val" else ""))
 
     @property
     def default_row(self) -> CamStudyRow | None:
@@ -312,15 +327,18 @@ class Artifacts:
     """Everything the chapters and the report show (see the module docstring).
 
     Attributes:
-        workdir, data: the artefact folder and the dataset in it.
+        workdir: the artefact folder.
+        data: the dataset in it.
         settings: what was asked for; key: what was used (resolved backend,
             device, checkpoint hash, version).
         test: the test :class:`~camseg.data.dataset.ShapesDataset`; images uint8
             (N, H, W, 3), labels int64 (N,), masks bool (N, H, W) of it.
-        model, meta, checkpoint: the classifier (on :attr:`device`), its
-            metadata and file.
+        model: the classifier (on :attr:`device`).
+        meta: its metadata.
+        checkpoint: its file.
         backend: :class:`Backend`; device: the resolved device name.
-        clean, degraded: the two :class:`Evaluation`.
+        clean: the :class:`Evaluation` of the clean test images.
+        degraded: that of the degraded ones.
         predictions: the clean split's masks file (:func:`load_predictions`) or None.
         cam_study: :class:`CamStudy`; gradcam_example: :class:`GradcamExample`
             of test image :data:`REPORT_EXAMPLE`.
@@ -352,30 +370,6 @@ class Artifacts:
     def segmenter(self) -> str:
         """The resolved backend's name."""
         return self.backend.name
-
-    def as_dict(self) -> dict:
-        """The nested dict the chapters read before this module existed (``R["eval"]["clean"]...``);
-        kept while chapters move to the attributes."""
-        ex = self.gradcam_example
-        return {
-            "workdir": self.workdir, "data": self.data, "test": self.test,
-            "arrays": {"images": self.images, "labels": self.labels, "masks": self.masks},
-            "model": self.model, "meta": dict(self.meta), "checkpoint": self.checkpoint,
-            "segmenter": self.backend.name, "device": self.device,
-            "segmenter_note": self.backend.reason if self.backend.is_fallback else None,
-            "segmenter_reason": self.backend.reason,
-            "eval": {"clean": _thaw(self.clean.raw), "degraded": _thaw(self.degraded.raw)},
-            "predictions": self.predictions, "cam_study": _thaw(self.cam_study.raw),
-            "gradcam_example": {"image": ex.image, "cam": ex.cam, "mask": ex.mask, "label": ex.label,
-                                "predicted": ex.predicted},
-            "suite": self.suite,
-        }
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    return value
 
 
 # --------------------------------------------------------------------------
@@ -525,7 +519,7 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
     one named by :attr:`camseg.models.cam.AugmentedCAM.description` where it is
     averaged over copies of the image) is the row marked ``default``; it is also turned into masks by thresholds alone,
     the CAM-only baseline, scored by mean IoU at every threshold of
-    :data:`CAM_THRESHOLDS`, on these images and on ``val`` (where the
+    ``CAM_THRESHOLDS``, on these images and on ``val`` (where the
     threshold is chosen: :func:`camseg.publishing.tables.baseline_threshold`). Runs on the
     model's device.
 
@@ -588,7 +582,7 @@ def cam_study(model, arch: str, images: np.ndarray, masks: np.ndarray, batch_siz
 
 
 def _threshold_curves(images: np.ndarray, cams: np.ndarray, masks: np.ndarray) -> tuple[dict, dict]:
-    """Mean IoU of the CAM alone and of the SLIC-snapped CAM at each of :data:`CAM_THRESHOLDS`."""
+    """Mean IoU of the CAM alone and of the SLIC-snapped CAM at each of ``CAM_THRESHOLDS``."""
     from camseg.evaluation.metrics import iou_per_image
     from camseg.models.analysis import slic_masks, slic_superpixels, threshold_masks
 
@@ -628,7 +622,8 @@ def shared_segmenter(name: str, device: str = "cpu") -> object:
 
 
 def resolve_backend(name: str | None):
-    """:func:`camseg.segmenters.choose_backend`, keeping the reason ``camseg build`` resolved.
+    """:func:`camseg.segmenters.choose_backend <camseg.segmenters.choice.choose_backend>`, keeping the reason
+    ``camseg build`` resolved.
 
     ``camseg build`` resolves ``auto`` once and runs the chapters with
     ``$CAMSEG_SEGMENTER`` (the backend) and ``$CAMSEG_SEGMENTER_REASON`` (why); a
@@ -654,7 +649,7 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
         arch: classifier architecture (default ``$CAMSEG_ARCH`` or
             :data:`camseg.models.classifier.DEFAULT_ARCH`).
         segmenter: segmenter name (default ``$CAMSEG_SEGMENTER`` or ``"auto"``,
-            resolved by :func:`camseg.segmenters.choose_backend`).
+            resolved by :func:`camseg.segmenters.choose_backend <camseg.segmenters.choice.choose_backend>`).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` (default ``$CAMSEG_DEVICE`` or ``"auto"``).
         predictions: also make sure the clean test split's predicted masks
             are on disk (needed for galleries).
@@ -741,11 +736,3 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
     )
     _MEMO[memo_key] = out
     return out
-
-
-def results(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str | None = None,
-            segmenter: str | None = None, predictions: bool = True, log=None, stages: StageLog | None = None,
-            device: str | None = None) -> dict:
-    """:func:`build_artifacts` as the nested dict of :meth:`Artifacts.as_dict` (what the chapters
-    read today; they move to :class:`Artifacts`)."""
-    return build_artifacts(workdir, seed, arch, segmenter, device, predictions, log, stages).as_dict()

@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from camseg.build.artifacts import Artifacts, CamStudy, build_artifacts, load_predictions
+from camseg.build.suite import SuiteResults
+
 __all__ = ["Book", "glue_values", "reproducibility_markdown", "setup"]
 
 PACKAGES = ("camseg", "torch", "torchvision", "numpy", "scipy", "scikit-image", "opencv-python-headless",
@@ -37,49 +40,54 @@ CODE_NAMES = frozenset({"backend", "arch", "cam_default_layer"})
 """Glue keys whose text is a code name (shown in code font)."""
 
 
-def _as_dict(res):
-    """The results as the nested dict the chapters read (a typed results object has ``as_dict``)."""
-    return res.as_dict() if hasattr(res, "as_dict") else res
-
-
-def _field(res, name: str):
-    """``res[name]`` for a dict of results, ``res.name`` for any other results object."""
-    if isinstance(res, Mapping):
-        return res[name]
-    return getattr(res, name)
-
-
 class Book:
     """The results of one build and what the chapters derive from them.
 
     Attributes:
-        results: what :func:`camseg.build.artifacts.results` returned.
+        artifacts: the typed results (:class:`camseg.build.artifacts.Artifacts`).
     """
 
-    def __init__(self, results) -> None:
-        self.results = _as_dict(results)
-
-    def __getitem__(self, name: str):
-        return _field(self.results, name)
+    def __init__(self, artifacts: Artifacts) -> None:
+        self.artifacts = artifacts
 
     # ---- plain views of the results ------------------------------------------------
     @property
-    def arrays(self) -> Mapping[str, np.ndarray]:
-        """The test split: ``images`` uint8 (N, H, W, 3), ``labels`` int (N,), ``masks`` bool (N, H, W)."""
-        return self["arrays"]
+    def images(self) -> np.ndarray:
+        """The test split's images, uint8 (N, H, W, 3) RGB."""
+        return self.artifacts.images
 
     @property
-    def evals(self) -> Mapping[str, dict]:
-        """``{"clean": result, "degraded": result}`` of :func:`camseg.evaluation.evaluate.evaluate`."""
-        return self["eval"]
+    def labels(self) -> np.ndarray:
+        """The test split's class indices, int (N,)."""
+        return self.artifacts.labels
+
+    @property
+    def masks(self) -> np.ndarray:
+        """The test split's true masks, bool (N, H, W)."""
+        return self.artifacts.masks
+
+    @property
+    def evals(self) -> Mapping[str, Mapping]:
+        """``{"clean": result, "degraded": result}``: the evaluation JSONs of
+        :func:`camseg.evaluation.evaluate.evaluate` as written (see the reference's evaluation keys),
+        what :mod:`camseg.publishing.tables` formats."""
+        a = self.artifacts
+        return {k: e.raw for k, e in (("clean", a.clean), ("degraded", a.degraded)) if e is not None}
+
+    @property
+    def cam_study(self) -> CamStudy | None:
+        """The CAM study (:class:`camseg.build.artifacts.CamStudy`), or None."""
+        return self.artifacts.cam_study
 
     @property
     def meta(self) -> Mapping:
-        return self["meta"]
+        """The classifier checkpoint's metadata (architecture, accuracies, training history)."""
+        return self.artifacts.meta
 
     @property
     def model(self):
-        return self["model"]
+        """The classifier (a ``torch.nn.Module`` in eval mode)."""
+        return self.artifacts.model
 
     @property
     def arch(self) -> str:
@@ -88,7 +96,7 @@ class Book:
     @property
     def segmenter(self) -> str:
         """The backend that produced every mask (e.g. ``"regiongrow"`` or ``"sam-vit_b"``)."""
-        return str(self["segmenter"])
+        return self.artifacts.backend.name
 
     @property
     def is_sam(self) -> bool:
@@ -97,16 +105,14 @@ class Book:
     @property
     def device(self) -> str:
         """The device the results were computed on (``"cpu"`` or ``"cuda"``)."""
-        return str(self.results.get("device", "cpu"))
+        return self.artifacts.device
 
     @property
-    def suite(self):
+    def suite(self) -> SuiteResults:
         """The seeds' evaluations on the standard split and the shift suite
         (:class:`camseg.build.suite.SuiteResults`); empty when the build had none
         (``camseg build --suite-size 0``)."""
-        from camseg.build.suite import SuiteResults
-
-        suite = self.results.get("suite")
+        suite = self.artifacts.suite
         return suite if suite is not None else SuiteResults(sets={}, seeds=(), checkpoints={})
 
     def shared_segmenter(self):
@@ -135,7 +141,7 @@ class Book:
     def _cam_output(self):
         from camseg.data.dataset import normalize
 
-        images = self.arrays["images"]
+        images = self.images
         cam = self.cam
         outs = [cam.compute(normalize(images[s:s + 50])) for s in range(0, len(images), 50)]
         return np.concatenate([o.maps for o in outs]), np.concatenate([o.targets for o in outs])
@@ -152,11 +158,11 @@ class Book:
         from camseg.data.dataset import normalize
         from camseg.models.classifier import predict
 
-        return predict(self.model, normalize(self.arrays["images"])).argmax(1).numpy()
+        return predict(self.model, normalize(self.images)).argmax(1).numpy()
 
     @property
     def explained(self) -> np.ndarray:
-        """The class the pipelines' CAM explained for every test image, int (N,): the
+        """The class the pipelines' CAM explained for every test image, int (N,), that is the
         classifier's decision as the pipelines take it (for the default architecture the vote
         of the image's four flips, :func:`camseg.models.classifier.flip_logits`)."""
         return self._cam_output[1]
@@ -166,7 +172,7 @@ class Book:
         classes int (K,)."""
         from camseg.data.dataset import normalize
 
-        out = self.cam.compute(normalize(self.arrays["images"][list(indices)]))
+        out = self.cam.compute(normalize(self.images[list(indices)]))
         return out.maps, out.targets
 
     def layer_breakdown(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -184,7 +190,7 @@ class Book:
         from camseg.models.cam import AugmentedCAM, GradCAM
         from camseg.models.classifier import ARCHITECTURES
 
-        image, mask = self.arrays["images"][[index]], self.arrays["masks"][[index]]
+        image, mask = self.images[[index]], self.masks[[index]]
         x = normalize(image)
         pipeline = self.cam.compute(x)
         plain = GradCAM(self.model, self.layers).compute(x, pipeline.targets)
@@ -212,26 +218,26 @@ class Book:
         from camseg.models.cam import GradCAM
 
         idx = list(indices)
-        labels = self.arrays["labels"][idx]
+        labels = self.labels[idx]
         other = [(int(lab) + offset) % len(CLASSES) for lab in labels]
-        out = GradCAM(self.model, self.layers).compute(normalize(self.arrays["images"][idx]), targets=other)
+        out = GradCAM(self.model, self.layers).compute(normalize(self.images[idx]), targets=other)
         prob = torch.softmax(torch.from_numpy(out.logits), 1).numpy()
         titles = [f"test {i}: {CLASSES[lab]}\nexplains {CLASSES[t]}, p = {prob[k, t]:.2f}"
                   for k, (i, lab, t) in enumerate(zip(idx, labels, other, strict=True))]
-        return self.arrays["images"][idx], out.maps, self.arrays["masks"][idx], titles
+        return self.images[idx], out.maps, self.masks[idx], titles
 
     @cached_property
     def predictions(self) -> dict:
         """Clean-split masks and points per pipeline (:func:`camseg.build.artifacts.load_predictions`)."""
-        from camseg.build.artifacts import load_predictions
-
-        return load_predictions(self["predictions"])["pipelines"]
+        if self.artifacts.predictions is None:
+            raise ValueError("these results hold no predicted masks (built with predictions=False)")
+        return load_predictions(self.artifacts.predictions)["pipelines"]
 
     def ious(self, pipeline: str = "foreground_background") -> np.ndarray:
         """Per-image IoU of a pipeline on the clean test split, float (N,)."""
         from camseg.evaluation.metrics import iou_per_image
 
-        return iou_per_image(self.predictions[pipeline]["masks"], self.arrays["masks"])
+        return iou_per_image(self.predictions[pipeline]["masks"], self.masks)
 
     def summary_figure(self, index: int = 3, pipeline: str = "foreground_background"):
         """The method on one test image: input → Grad-CAM → points → mask (:func:`camseg.publishing.viz.pipeline_summary`)."""
@@ -240,15 +246,15 @@ class Book:
 
         cam, target = self.cams_of([index])
         p = self.predictions[pipeline]
-        return pipeline_summary(self.arrays["images"][index], cam[0], p["point_coords"][index],
-                                p["point_labels"][index], p["masks"][index], self.arrays["masks"][index],
+        return pipeline_summary(self.images[index], cam[0], p["point_coords"][index],
+                                p["point_labels"][index], p["masks"][index], self.masks[index],
                                 explained=CLASSES[int(target[0])], iou=float(self.ious(pipeline)[index]),
                                 backend=self.segmenter)
 
     def backend_why(self) -> str:
         """Why this backend made the masks, in plain words without paths or addresses
         (from the reason ``camseg.segmenters.choice.choose_backend`` gave; "" if unknown)."""
-        reason = str(self.results.get("segmenter_reason") or "")
+        reason = self.artifacts.backend.reason
         for marker, plain in (("asked for", "it was asked for by name"),
                               ("found at", "SAM's weights were on the machine that built it"),
                               ("can be downloaded", "SAM's weights could be downloaded when it was built"),
@@ -273,8 +279,8 @@ class Book:
         from camseg.evaluation.failures import classify_failures
 
         p = self.predictions[pipeline]
-        return classify_failures(self.ious(pipeline), self.arrays["labels"], self.explained, self.cams,
-                                 self.arrays["masks"], p["masks"], p["point_coords"], p["point_labels"],
+        return classify_failures(self.ious(pipeline), self.labels, self.explained, self.cams,
+                                 self.masks, p["masks"], p["point_coords"], p["point_labels"],
                                  iou_threshold=iou_threshold)
 
 
@@ -293,7 +299,7 @@ def _version(name: str) -> str:
         return "not installed"
 
 
-def reproducibility_markdown(res, profile_path: str | os.PathLike | None = None) -> str:
+def reproducibility_markdown(res: Artifacts, profile_path: str | os.PathLike | None = None) -> str:
     """A Markdown table: seeds, machine, package versions and each stage's time of the last build.
 
     Args:
@@ -301,11 +307,10 @@ def reproducibility_markdown(res, profile_path: str | os.PathLike | None = None)
         profile_path: ``_build/build-profile.json`` written by ``camseg build``
             (default: the one under the book's root, if any).
     """
-    res = _as_dict(res)
-    meta = _field(res, "meta")
+    meta = res.meta
     rows = [("seeds", f"dataset {meta.get('seed', '?')}, training {meta.get('seed', '?')}, "
                       "degradation noise 0; evaluation is deterministic"),
-            ("segmenter", str(_field(res, "segmenter"))),
+            ("segmenter", res.backend.name),
             ("classifier", f"{meta.get('arch')}, trained {meta.get('train_seconds', 0) / 60:.1f} min on "
                            f"{meta.get('device', 'cpu')}")]
     try:
@@ -403,7 +408,7 @@ def comparison_sentences(v: Mapping[str, float]) -> dict[str, str]:
     return {"oracle_gap": oracle_gap, "degraded_cause": cause}
 
 
-def glue_values(res) -> dict[str, object]:
+def glue_values(res: Artifacts) -> dict[str, object]:
     """Every number the chapters quote, by glue key (plain floats, ints and short strings).
 
     Keys start with the chapter's prefix: ``intro_``, ``data_``, ``cam_``, ``pr_``,
@@ -411,21 +416,21 @@ def glue_values(res) -> dict[str, object]:
     """
     from camseg.publishing.tables import baseline_threshold
 
-    res = _as_dict(res)
-    evals = _field(res, "eval")
-    meta = _field(res, "meta")
-    clean, degr = evals["clean"], evals.get("degraded") or evals["clean"]
+    meta = res.meta
+    if res.clean is None:
+        raise ValueError("glue_values needs the clean evaluation (Artifacts.clean is None)")
+    clean, degr = res.clean.raw, (res.degraded or res.clean).raw
     pc, pdg = clean["pipelines"], degr["pipelines"]
     sc, sdg = clean["strategies"], degr["strategies"]
-    study = _field(res, "cam_study") or {}
-    cam_only_t, cam_only, _ = baseline_threshold(study, "cam_only") if study.get("cam_only_iou") else (None,) * 3
-    slic_t, slic, _ = baseline_threshold(study, "cam_slic") if study.get("cam_slic_iou") else (None,) * 3
-    rows = study.get("rows", [])
-    default = next((r for r in rows if r.get("default")), None)
-    pp = next((r for r in rows if default and r["method"] == "Grad-CAM++" and r["layers"] == default["layers"]), None)
-    best_pg = max(rows, key=lambda r: r["pointing_game"]) if rows else None
+    study = res.cam_study
+    cam_only_t, cam_only, _ = baseline_threshold(study, "cam_only") if study and study.cam_only_iou else (None,) * 3
+    slic_t, slic, _ = baseline_threshold(study, "cam_slic") if study and study.cam_slic_iou else (None,) * 3
+    rows = study.rows if study else ()
+    default = study.default_row if study else None
+    pp = next((r for r in rows if default and r.method == "Grad-CAM++" and r.layers == default.layers), None)
+    best_pg = max(rows, key=lambda r: r.pointing_game) if rows else None
     v: dict[str, object] = {
-        "backend": str(_field(res, "segmenter")),
+        "backend": res.backend.name,
         "n_test": int(clean["n_images"]),
         "acc": float(meta["test_accuracy"]),
         "acc_deg": float(degr["classifier_accuracy"]),
@@ -457,14 +462,14 @@ def glue_values(res) -> dict[str, object]:
     if slic is not None:
         v["cam_slic"], v["cam_slic_t"] = slic, slic_t
     if default:
-        v["cam_default_layer"] = " + ".join(str(n).replace("backbone.", "") for n in default["layers"])
-        v["cam_default_mass"], v["cam_default_pg"] = default["mass_inside"], default["pointing_game"]
+        v["cam_default_layer"] = " + ".join(str(n).replace("backbone.", "") for n in default.layers)
+        v["cam_default_mass"], v["cam_default_pg"] = default.mass_inside, default.pointing_game
     if pp:
-        v["cam_pp_mass"], v["cam_pp_pg"] = pp["mass_inside"], pp["pointing_game"]
+        v["cam_pp_mass"], v["cam_pp_pg"] = pp.mass_inside, pp.pointing_game
     if best_pg:
-        v["cam_best_pg"], v["cam_best_pg_mass"] = best_pg["pointing_game"], best_pg["mass_inside"]
-        v["cam_best_pg_name"] = (f"{best_pg['method']} on "
-                                 + " + ".join(str(n).replace("backbone.", "") for n in best_pg["layers"]))
+        v["cam_best_pg"], v["cam_best_pg_mass"] = best_pg.pointing_game, best_pg.mass_inside
+        v["cam_best_pg_name"] = (f"{best_pg.method} on "
+                                 + " + ".join(str(n).replace("backbone.", "") for n in best_pg.layers))
     return v
 
 
@@ -474,11 +479,9 @@ def setup(workdir: str | os.PathLike | None = None, seed: int = 0, segmenter: st
 
     Meant as the one hidden set-up line of a chapter; outside a notebook
     (no IPython kernel) it only loads the results. ``segmenter``/``device``:
-    as :func:`camseg.build.artifacts.results` (None: ``$CAMSEG_SEGMENTER``/``$CAMSEG_DEVICE``, else auto).
+    as :func:`camseg.build.artifacts.build_artifacts` (None: ``$CAMSEG_SEGMENTER``/``$CAMSEG_DEVICE``, else auto).
     """
     import warnings
-
-    from camseg.build.artifacts import results
 
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
     try:
@@ -487,7 +490,7 @@ def setup(workdir: str | os.PathLike | None = None, seed: int = 0, segmenter: st
         set_matplotlib_formats("retina")
     except (ImportError, AttributeError, ValueError):  # not in a notebook
         pass
-    res = _as_dict(results(workdir, seed=seed, segmenter=segmenter, device=device))
+    res = build_artifacts(workdir, seed=seed, segmenter=segmenter, device=device)
     try:
         from IPython import get_ipython
 

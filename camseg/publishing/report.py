@@ -9,14 +9,13 @@ from __future__ import annotations
 import base64
 import html
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
-from camseg.build.artifacts import REPORT_EXAMPLE, Artifacts, load_predictions, results
+from camseg.build.artifacts import REPORT_EXAMPLE, Artifacts, load_predictions
 from camseg.publishing import tables as _tables
 from camseg.utils.paths import write_atomic
 
-__all__ = ["PIPELINE_LABELS", "main", "report_html", "write_report"]
+__all__ = ["PIPELINE_LABELS", "report_html", "write_report"]
 
 PIPELINE_LABELS: dict[str, str] = _tables.PIPELINE_LABELS
 """Display names of the evaluated pipelines, in table order (from :mod:`camseg.publishing.tables`)."""
@@ -61,22 +60,21 @@ def _png(fig, width_in: float, height_in: float, dpi: int = 150) -> str:
     return base64.b64encode(figure_png(fig, dpi=dpi)).decode()
 
 
-def _iou_histogram_png(res: Mapping) -> str | None:
+def _iou_histogram_png(res: Artifacts) -> str | None:
     """The per-image IoU histogram of the clean split, if its predicted masks are on disk."""
     from camseg.evaluation.metrics import iou_per_image
     from camseg.publishing.viz import iou_histogram
 
-    path = res.get("predictions")
-    arrays = res.get("arrays")
-    if not path or arrays is None or not Path(path).is_file():
+    path = res.predictions
+    if not path or res.masks is None or not Path(path).is_file():
         return None
     pipes = load_predictions(path)["pipelines"]
     names = [n for n in ("foreground_background", "center", "oracle") if n in pipes]
-    ious = {_tables.label(n): iou_per_image(pipes[n]["masks"], arrays["masks"]) for n in names}
-    return _png(iou_histogram(ious, backend=str(res["segmenter"])), 7.2, 1.9)
+    ious = {_tables.label(n): iou_per_image(pipes[n]["masks"], res.masks) for n in names}
+    return _png(iou_histogram(ious, backend=res.backend.name), 7.2, 1.9)
 
 
-def report_html(res: Mapping) -> str:
+def report_html(res: Artifacts) -> str:
     """The report as a self-contained HTML string (figures embedded as PNG data URIs), two A4 pages.
 
     Page 1: what the method is, the backend (named a stand-in for SAM unless it
@@ -86,30 +84,31 @@ def report_html(res: Mapping) -> str:
     most five sentences on improvements. No table is split across pages and
     no log text, warning or path is printed.
 
-    ``res`` needs ``segmenter``, ``eval`` (``clean`` and usually ``degraded``),
-    ``meta`` (``arch``, ``test_accuracy``) and ``gradcam_example``;
-    ``cam_study``, ``predictions`` and ``arrays`` are optional.
+    ``res`` needs ``backend``, ``clean`` (and usually ``degraded``), ``meta``
+    (``arch``, ``test_accuracy``) and ``gradcam_example``; ``cam_study`` and
+    ``predictions`` are optional.
     """
     from camseg.publishing.viz import gradcam_panels
 
     def e(text: str) -> str:
         return html.escape(text)
 
-    if isinstance(res, Artifacts) or hasattr(res, "as_dict"):  # the typed results object
-        res = res.as_dict()
-    backend = str(res["segmenter"])
+    backend = res.backend.name
     is_sam = backend.startswith("sam")
-    evals = {k: res["eval"][k] for k in ("clean", "degraded") if res["eval"].get(k)}
+    if res.clean is None or res.gradcam_example is None:
+        raise ValueError("the report needs the clean evaluation and the Grad-CAM example (Artifacts.clean, "
+                         "Artifacts.gradcam_example)")
+    evals = {k: e.raw for k, e in (("clean", res.clean), ("degraded", res.degraded)) if e is not None}
     clean = evals["clean"]
     p = clean["pipelines"]
-    meta = res.get("meta") or {}
-    ex = res["gradcam_example"]
-    cam_png = _png(gradcam_panels(ex["image"][None], ex["cam"][None], ex["mask"][None],
-                                  titles=[f"{ex['label']}\n(predicted {ex['predicted']})"]), 7.2, 1.95)
+    meta = res.meta or {}
+    ex = res.gradcam_example
+    cam_png = _png(gradcam_panels(ex.image[None], ex.cam[None], ex.mask[None],
+                                  titles=[f"{ex.label}\n(predicted {ex.predicted})"]), 7.2, 1.95)
     test_acc = meta.get("test_accuracy")
     acc = fmt(test_acc, "percent") if test_acc is not None else "n/a"
-    study = res.get("cam_study") or {}
-    default_row = next((r for r in study.get("rows", []) if r.get("default")), None)
+    study = res.cam_study
+    default_row = study.default_row if study else None
     degr = evals.get("degraded", {}).get("pipelines", {})
 
     if is_sam:
@@ -122,15 +121,15 @@ def report_html(res: Mapping) -> str:
                         "what SAM would score (published SAM ViT-B solutions: mean IoU 0.72–0.90).")
     cam_sentence = ""
     if default_row:
-        cam_sentence = (f" On the test split the default Grad-CAM puts {fmt(default_row['mass_inside'], 'percent')} "
+        cam_sentence = (f" On the test split the default Grad-CAM puts {fmt(default_row.mass_inside, 'percent')} "
                         "of its mass inside the shape, and its maximum lands on the shape in "
-                        f"{fmt(default_row['pointing_game'], 'percent')} of the images.")
+                        f"{fmt(default_row.pointing_game, 'percent')} of the images.")
     baseline = ""
-    if study.get("cam_only_iou"):
+    if study and study.cam_only_iou:
         t, v, on = _tables.baseline_threshold(study, "cam_only")
         baseline = (f" Thresholding the CAM alone, without a segmenter, reaches a mean IoU of {fmt(v)} at the "
                     f"threshold best on the {'validation' if on == 'val' else 'test'} split ({t:.1f})")
-        if study.get("cam_slic_iou"):
+        if study.cam_slic_iou:
             ts, vs, _ = _tables.baseline_threshold(study, "cam_slic")
             baseline += f", and {fmt(vs)} when snapped to SLIC superpixels ({ts:.1f})"
         baseline += ("." if on == "val" else "; both thresholds were chosen on the test split, so these baselines "
@@ -206,15 +205,14 @@ def report_html(res: Mapping) -> str:
             f"<style>{_CSS}</style></head><body>{''.join(page1 + page2)}</body></html>")
 
 
-def write_report(res: Mapping, out_pdf: str | os.PathLike) -> Path:
+def write_report(res: Artifacts, out_pdf: str | os.PathLike) -> Path:
     """Render the 1-2 page A4 report to ``out_pdf`` with WeasyPrint, atomically.
 
     The PDF is written to a temporary file in the same folder and renamed,
     so a failed render never leaves a half-written report.
 
     Args:
-        res: :class:`~camseg.build.artifacts.Artifacts`, the dict of :func:`results`, or any
-            dict with the keys :func:`report_html` reads.
+        res: the results (:class:`~camseg.build.artifacts.Artifacts`).
         out_pdf: where to write the PDF.
 
     Returns:
@@ -224,23 +222,3 @@ def write_report(res: Mapping, out_pdf: str | os.PathLike) -> Path:
 
     pdf = HTML(string=report_html(res)).write_pdf()
     return write_atomic(Path(out_pdf), pdf)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m camseg.publishing.report [--workdir artifacts] --out report.pdf``: build or load the results, write the PDF."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m camseg.publishing.report", description=main.__doc__)
-    parser.add_argument("--workdir", default=None, help="artefact folder (default: artifacts/ of this checkout)")
-    parser.add_argument("--out", default="_build/report.pdf", help="PDF to write (default _build/report.pdf)")
-    parser.add_argument("--segmenter", default=None, help="default $CAMSEG_SEGMENTER or auto")
-    parser.add_argument("--device", default=None, help="auto, cpu or cuda (default $CAMSEG_DEVICE or auto)")
-    args = parser.parse_args(argv)
-    res = results(args.workdir, segmenter=args.segmenter, device=args.device)
-    path = write_report(res, args.out)
-    print(f"wrote {path} (segmenter {res['segmenter']})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

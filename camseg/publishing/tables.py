@@ -25,6 +25,8 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from camseg.build.artifacts import CamStudy
+
 __all__ = [
     "Column", "METRICS", "PIPELINE_LABELS", "POINT_METRICS", "PUBLISHED", "STRATEGY_LABELS", "Table",
     "baseline_threshold", "best_threshold", "cam_study_table", "fmt", "iou_table", "label", "per_class_table",
@@ -162,7 +164,7 @@ METRICS: tuple[Column, ...] = (
     Column("bg_hit_rate", "bg hit", "rate", better="lower"),
     Column("bg_distance", "bg dist", "distance", "px"),
 )
-"""Every metric of a pipeline (SPEC §5), in table order."""
+"""Every metric of a pipeline (see the book's Reference › Metrics), in table order."""
 
 POINT_METRICS: tuple[Column, ...] = METRICS[1:]
 """The point metrics alone (prompt strategies have no mask)."""
@@ -302,7 +304,7 @@ def best_threshold(scores: Mapping[str | float, float]) -> tuple[float, float]:
     return t, v
 
 
-def baseline_threshold(study: Mapping, kind: str = "cam_only") -> tuple[float, float, str]:
+def baseline_threshold(study: CamStudy, kind: str = "cam_only") -> tuple[float, float, str]:
     """A CAM-alone baseline's threshold and its test-split IoU: ``(threshold, IoU, chosen_on)``.
 
     ``kind`` is ``"cam_only"`` or ``"cam_slic"``. The threshold is the best on
@@ -310,11 +312,14 @@ def baseline_threshold(study: Mapping, kind: str = "cam_only") -> tuple[float, f
     made before those were recorded falls back to the test split's own best
     (``chosen_on="test"``, optimistic).
 
-    >>> baseline_threshold({"cam_only_iou": {"0.3": 0.40, "0.5": 0.44}, "cam_only_iou_val": {"0.3": 0.5, "0.5": 0.4}})
+    >>> from camseg.build.artifacts import CamStudy
+    >>> study = CamStudy.from_json({"rows": [], "cam_only_iou": {"0.3": 0.40, "0.5": 0.44},
+    ...                             "cam_only_iou_val": {"0.3": 0.5, "0.5": 0.4}})
+    >>> baseline_threshold(study)
     (0.3, 0.4, 'val')
     """
-    test = study[f"{kind}_iou"]
-    val = study.get(f"{kind}_iou_val")
+    test = study.curve(kind, "test")
+    val = study.curve(kind, "val")
     if not val:
         t, v = best_threshold(test)
         return t, v, "test"
@@ -325,7 +330,7 @@ def baseline_threshold(study: Mapping, kind: str = "cam_only") -> tuple[float, f
     return t, by_t[t], "val"
 
 
-def iou_table(evals: Mapping[str, Mapping], cam_study: Mapping | None = None) -> Table:
+def iou_table(evals: Mapping[str, Mapping], cam_study: CamStudy | None = None) -> Table:
     """Mean IoU per pipeline, one column per split, with the CAM-only baselines below.
 
     The baselines' threshold is chosen on the validation split
@@ -340,7 +345,7 @@ def iou_table(evals: Mapping[str, Mapping], cam_study: Mapping | None = None) ->
         blank = ("–",) * (len(tags) - 1)
         chosen = set()
         for kind, text in (("cam_only", "CAM alone"), ("cam_slic", "CAM + SLIC superpixels")):
-            if cam_study.get(f"{kind}_iou"):
+            if cam_study.curve(kind):
                 t, v, on = baseline_threshold(cam_study, kind)
                 chosen.add(on)
                 rows.append((f"{text}, threshold {t:.1f}", fmt(v, "iou"), *blank))
@@ -362,22 +367,24 @@ def per_class_table(result: Mapping, classes: Sequence[str] | None = None) -> Ta
                  f"segmenter: {result.get('segmenter')})", ("pipeline", *classes), rows)
 
 
-def cam_study_table(study: Mapping) -> Table:
+def cam_study_table(study: CamStudy) -> Table:
     """Grad-CAM vs Grad-CAM++ per target layer: CAM mass inside the mask and the pointing game."""
     mass = Column("mass_inside", "CAM mass inside", "fraction", better="higher")
     game = Column("pointing_game", "pointing game", "fraction", better="higher")
     rows = []
-    for r in study["rows"]:
-        layers = " + ".join(str(n).replace("backbone.", "") for n in r["layers"])
-        rows.append((r["method"], layers + (" (default)" if r.get("default") else ""), mass.cell(r), game.cell(r)))
-    return Table(f"How well the CAM points at the shape ({study.get('n_images', '?')} test images)",
+    for r in study.rows:
+        layers = " + ".join(str(n).replace("backbone.", "") for n in r.layers)
+        cells = {"mass_inside": r.mass_inside, "pointing_game": r.pointing_game}
+        rows.append((r.method, layers + (" (default)" if r.default else ""), mass.cell(cells), game.cell(cells)))
+    return Table(f"How well the CAM points at the shape ({study.n_images or '?'} test images)",
                  ("method", "target layer", mass.header, game.header), tuple(rows))
 
 
 PUBLISHED: tuple[dict, ...] = (
     {"system": "published solutions (ResNet18 + SAM ViT-B)", "segmenter": "SAM ViT-B",
      "accuracy": "about 0.90", "argmax_hit": "0.68", "centroid_hit": "0.88", "iou": "0.72–0.90",
-     "source": "published results on this task, as summarised in the project specification (SPEC §7)"},
+     "source": "published results on this task (the notebook HW_2_Grad_CAM_Segmentation.ipynb in the public "
+               "repository quantumFeline/DNN-all; the public repository 1miqi1/Image-segmentation-without-user-input)"},
 )
 """Figures reported by published solutions of this task (typed from their source, not computed)."""
 
