@@ -45,7 +45,8 @@ import numpy as np
 
 from camseg.build.keys import camseg_version, file_sha256, make_segmenter
 from camseg.build.stages import StageLog
-from camseg.utils.paths import write_atomic
+from camseg.build.suite import lock_file
+from camseg.utils.paths import held_lock, write_atomic
 
 __all__ = [
     "CAM_STUDY_LAYERS", "ENV_VARS", "REPORT_EXAMPLE", "ArtifactKey", "Artifacts", "Backend", "CamStudy",
@@ -640,7 +641,8 @@ def resolve_backend(name: str | None):
 
 def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str | None = None,
                     segmenter: str | None = None, device: str | None = None, predictions: bool = True,
-                    log: Callable[[str], None] | None = None, stages: StageLog | None = None) -> Artifacts:
+                    log: Callable[[str], None] | None = None, stages: StageLog | None = None,
+                    suite: bool = True) -> Artifacts:
     """Build or load every artefact the book and the report show.
 
     Args:
@@ -657,6 +659,12 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
             with the backend and why (default: print).
         stages: a :class:`~camseg.build.stages.StageLog` to record each step's wall
             time and peak memory in (dataset, classifier, evaluations, CAM study).
+        suite: also the classifier seeds and the shift suite (:attr:`Artifacts.suite`), as the
+            settings say (``$CAMSEG_SEEDS``, ``$CAMSEG_SUITE_SIZE``); False skips them (a chapter
+            that does not show them: minutes instead of half an hour on a CPU).
+
+    Every stage holds a lock in the work folder while it computes (``WORKDIR/.locks``), so two
+    builds, or a build and a chapter, in one folder wait for each other and reuse the result.
 
     Returns:
         :class:`Artifacts`. Within one process the result is memoised on the
@@ -670,7 +678,8 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
     work = Path(workdir) if workdir is not None else default_workdir()
     dev = device_name(settings.device)
     choice = resolve_backend(settings.segmenter)
-    memo_key = (str(work.resolve()), settings, choice.name, dev, predictions)
+    want_suite = bool(suite and settings.seeds > 0 and settings.suite_size > 0)
+    memo_key = (str(work.resolve()), settings, choice.name, dev, predictions, want_suite)
     if memo_key in _MEMO:
         return _MEMO[memo_key]
     log = log or print
@@ -701,10 +710,11 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
     key = ArtifactKey(choice.name, dev, file_sha256(ckpt), camseg_version(), settings.seed, settings.arch, len(test))
 
     eval_dir = work / "eval"
-    with stage("evaluations (clean and degraded)"):
+    with stage("evaluations (clean and degraded)"), held_lock(lock_file(work, "test-evaluations"),
+                                                              "the test split's evaluations", note):
         both = _evaluations(data, ckpt, key, eval_dir, predictions, note, lambda: shared_segmenter(choice.name, dev))
     study_path = eval_dir / "cam-study.json"
-    with stage("CAM study"):
+    with stage("CAM study"), held_lock(lock_file(work, "cam-study"), "the CAM study", note):
         study = _read_json(study_path)
         stamp = {**key.as_json(), "backend": None}  # the study does not depend on the segmenter
         if not (study and study.get("artifact_key") == stamp and "cam_slic_iou_val" in study):
@@ -715,7 +725,7 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
                      "arch": settings.arch, "device": dev, "artifact_key": stamp}
             write_atomic(study_path, (json.dumps(study, indent=2) + "\n").encode())
     suite = None
-    if settings.seeds > 0 and settings.suite_size > 0:
+    if want_suite:
         from camseg.build.suite import seed_checkpoints, shift_datasets, suite_results, write_summary
 
         with stage(f"seeds and shift suite ({settings.seeds} seeds, {settings.suite_size} images a set)"):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from camseg.build.keys import file_sha256
-from camseg.utils.paths import atomic_path
+from camseg.utils.paths import atomic_path, held_lock
 
 __all__ = ["DEFAULT_SEEDS", "SUITE_SIZE", "SuiteResults", "checkpoint_path", "explain_for",
            "recipe_details", "recipe_inputs", "seed_checkpoints", "shift_datasets", "suite_results"]
@@ -39,6 +39,12 @@ SUITE_SIZE = 100
 def explain_for(name: str) -> str:
     """``"label"`` for the distractor set (a class-name prompt), else ``"top"``."""
     return "label" if name == "distractor" else "top"
+
+
+def lock_file(work: str | os.PathLike, name: str) -> Path:
+    """The lock guarding the computation of artefact ``name`` in the work folder ``work``:
+    ``work/.locks/<name>.lock`` (:func:`camseg.utils.paths.held_lock`)."""
+    return Path(work) / ".locks" / f"{name}.lock"
 
 
 def checkpoint_path(work: Path, arch: str, seed: int) -> Path:
@@ -69,31 +75,38 @@ def seed_checkpoints(data: Path, work: Path, arch: str, seeds: Sequence[int], re
                      log: Callable[[str], None] = print, epochs: int | None = None,
                      device: str = "auto") -> dict[int, Path]:
     """Train (or reuse) one classifier per seed on ``data`` with ``recipe`` (``epochs``: None for
-    the architecture's default; a checkpoint trained for other epochs is retrained)."""
-    from camseg.models.classifier import load_checkpoint, train_classifier
-
+    the architecture's default; a checkpoint trained for other epochs is retrained). Each seed's
+    training holds a lock in ``work`` (:func:`lock_file`), so two builds in one folder train it once."""
     details = recipe_details(recipe)
     out = {}
     for seed in seeds:
         ckpt = checkpoint_path(work, arch, seed)
-        if ckpt.is_file():
-            try:
-                _, meta = load_checkpoint(ckpt)
-                if (meta.get("seed") == seed and meta.get("arch") == arch and meta.get("recipe", "standard") == recipe
-                        and Path(str(meta.get("data"))).name == Path(data).name
-                        and (epochs is None or meta.get("epochs") == epochs)
-                        and meta.get("recipe_details") == details):
-                    out[seed] = ckpt
-                    continue
-                log(f"{ckpt} was trained otherwise (seed {meta.get('seed')}, recipe {meta.get('recipe', 'standard')}"
-                    f"{'' if meta.get('recipe_details') == details else ', another shape distribution'}); retraining")
-            except ValueError as exc:
-                log(f"retraining: {exc}")
-        log(f"training {arch} seed {seed} ({recipe} recipe) into {ckpt} (minutes on a CPU)")
-        train_classifier(data, arch=arch, seed=seed, epochs=epochs, out=ckpt, progress=False, log=log, device=device,
-                         **recipe_inputs(recipe, data, seed))
-        out[seed] = ckpt
+        with held_lock(lock_file(work, ckpt.stem), f"the classifier {ckpt.name}", log):
+            out[seed] = _seed_checkpoint(data, ckpt, arch, seed, recipe, details, log, epochs, device)
     return out
+
+
+def _seed_checkpoint(data: Path, ckpt: Path, arch: str, seed: int, recipe: str, details: dict | None,
+                     log: Callable[[str], None], epochs: int | None, device: str) -> Path:
+    """One seed of :func:`seed_checkpoints`, under its lock: reuse ``ckpt`` or train it."""
+    from camseg.models.classifier import load_checkpoint, train_classifier
+
+    if ckpt.is_file():
+        try:
+            _, meta = load_checkpoint(ckpt)
+            if (meta.get("seed") == seed and meta.get("arch") == arch and meta.get("recipe", "standard") == recipe
+                    and Path(str(meta.get("data"))).name == Path(data).name
+                    and (epochs is None or meta.get("epochs") == epochs)
+                    and meta.get("recipe_details") == details):
+                return ckpt
+            log(f"{ckpt} was trained otherwise (seed {meta.get('seed')}, recipe {meta.get('recipe', 'standard')}"
+                f"{'' if meta.get('recipe_details') == details else ', another shape distribution'}); retraining")
+        except ValueError as exc:
+            log(f"retraining: {exc}")
+    log(f"training {arch} seed {seed} ({recipe} recipe) into {ckpt} (minutes on a CPU)")
+    train_classifier(data, arch=arch, seed=seed, epochs=epochs, out=ckpt, progress=False, log=log, device=device,
+                     **recipe_inputs(recipe, data, seed))
+    return ckpt
 
 
 def recipe_details(recipe: str) -> dict | None:
@@ -181,7 +194,14 @@ def suite_results(work: Path, data: Path, checkpoints: dict[int, Path], backend:
     ``known``: results already computed elsewhere, by (set, seed), used as they
     are (the build passes its clean test-split evaluation of the first seed).
     """
-    known = dict(known or {})
+    with held_lock(lock_file(work, "suite-evaluations"), "the shift suite's evaluations", log):
+        return _suite_results(work, data, checkpoints, backend, shift, log, workers, device, dict(known or {}))
+
+
+def _suite_results(work: Path, data: Path, checkpoints: dict[int, Path], backend: str, shift: dict[str, Path],
+                   log: Callable[[str], None], workers: int | None, device: str,
+                   known: dict[tuple[str, int], dict]) -> SuiteResults:
+    """:func:`suite_results` under its lock."""
     eval_dir = Path(work) / "eval" / "seeds"
     sets = {"standard": Path(data), **shift}
     digests = {seed: file_sha256(p) for seed, p in checkpoints.items()}

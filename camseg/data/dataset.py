@@ -1,7 +1,7 @@
 """The synthetic shapes dataset: one solid shape on a CIFAR-10 background.
 
-Contract (SPEC section 1): RGB images of 64 x 48 pixels (W x H); five classes
-:data:`CLASSES` in that index order; splits of 3500/1000/500 images; each
+Contract (book: Reference › Data): RGB images of 64 x 48 pixels (W x H); five classes
+:data:`~camseg.data.shapes.CLASSES` in that index order; splits of 3500/1000/500 images; each
 sample ``(image, label, mask)`` with ``mask`` a boolean array (H, W) that is
 True on the shape. On disk::
 
@@ -25,20 +25,18 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from camseg.data.cifar import Cifar10Source, resolve_cifar10
 from camseg.data.shapes import CLASSES, IMAGE_SIZE, render_sample, sample_shape
-from camseg.utils.paths import apply_umask, current_umask, owner_is_gone, owner_tag
+from camseg.utils.paths import apply_umask, held_lock, owner_is_gone, owner_tag
 
 SPLITS: dict[str, int] = {"train": 3500, "val": 1000, "test": 500}
 """Default number of images per split."""
@@ -98,7 +96,7 @@ def generate_split(
     Train and val backgrounds are disjoint draws from CIFAR-10's train images,
     test backgrounds come from its test images (:func:`background_indices`).
     Classes are balanced. ``profile``: ``"standard"`` (the published
-    generator, :func:`sample_shape`) or a distribution of
+    generator, :func:`~camseg.data.shapes.sample_shape`) or a distribution of
     :mod:`camseg.data.profiles` (``"wide"``, ``"plain"``, ``"small"``, ...).
 
     Returns:
@@ -239,22 +237,9 @@ def _remove_dead_leftovers(out: Path) -> None:
                 shutil.rmtree(left, ignore_errors=True)
 
 
-@contextmanager
-def _build_lock(out: Path, timeout: float | None, log: Callable[[str], None]) -> Iterator[None]:
-    lock = FileLock(lock_path(out), mode=0o666 & ~current_umask())
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log(f"another process is building {out} (lock {lock.lock_file}); waiting for it to finish")
-        try:
-            lock.acquire(timeout=-1 if timeout is None else timeout)
-        except Timeout:
-            raise TimeoutError(f"another process is still building {out} after {timeout:g} s "
-                               f"(lock {lock.lock_file}); try again later") from None
-    try:
-        yield
-    finally:
-        lock.release()
+def _build_lock(out: Path, timeout: float | None, log: Callable[[str], None]):
+    """The lock that lets one process at a time build ``out`` (:func:`camseg.utils.paths.held_lock`)."""
+    return held_lock(lock_path(out), str(out), log, timeout, doing="building")
 
 
 def _stderr(line: str) -> None:
@@ -292,7 +277,7 @@ def build_dataset(
     verified before it is reused (one that fails is rebuilt).
 
     Args:
-        out: destination folder (SPEC section 1 layout).
+        out: destination folder (the dataset layout, book: Reference › Data).
         seed: random seed.
         cifar10: a path (see :func:`camseg.data.cifar.resolve_cifar10`), a source,
             or None to autodetect.
@@ -409,7 +394,7 @@ def build_dataset(
 
 
 BACKGROUND_ORDER = "cifar10 by class, then index within class in the official batches"
-"""How backgrounds are drawn (recorded in the manifest): both CIFAR-10 sources index images this
+"""How backgrounds are drawn, as the manifest records it. Both CIFAR-10 sources index images this
 way (:mod:`camseg.data.cifar`), so they give the same dataset."""
 
 
@@ -483,7 +468,8 @@ def degrade(images: np.ndarray, quality: int = 90, noise_std: float = 3.0, seed:
 
 
 def default_transform() -> Callable[[np.ndarray], torch.Tensor]:
-    """SPEC transform: ``ToImage -> float32 in [0, 1] -> Normalize(ImageNet mean, std)``.
+    """The default transform (book: Reference › Conventions):
+    ``ToImage -> float32 in [0, 1] -> Normalize(ImageNet mean, std)``.
 
     Takes a uint8 (H, W, 3) RGB array or PIL image; returns float32 (3, H, W).
     """
@@ -568,7 +554,7 @@ def denormalize(images: torch.Tensor) -> np.ndarray:
 
 
 class DatasetError(ValueError):
-    """A dataset folder does not follow the SPEC section 1 layout."""
+    """A dataset folder does not follow the dataset layout (book: Reference › Data)."""
 
 
 def _open_rgb(path: Path) -> np.ndarray:
@@ -588,7 +574,7 @@ def _open_mask(path: Path) -> np.ndarray:
 
 
 class ShapesDataset(Dataset):
-    """A split of a dataset in the SPEC section 1 layout.
+    """A split of a dataset in the dataset layout (book: Reference › Data).
 
     Items are ``(image, label, mask)``: ``image`` after ``transform`` (default
     :func:`default_transform`: float32 (3, H, W), ImageNet-normalised),
@@ -596,7 +582,7 @@ class ShapesDataset(Dataset):
 
     The folder is checked when the dataset is made: every image needs a mask
     and a label with the same stem, labels must name a class of
-    :data:`CLASSES`, and each mask must have its image's size.
+    :data:`~camseg.data.shapes.CLASSES`, and each mask must have its image's size.
 
     Args:
         root: dataset folder.

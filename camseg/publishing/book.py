@@ -474,12 +474,15 @@ def glue_values(res: Artifacts) -> dict[str, object]:
 
 
 def setup(workdir: str | os.PathLike | None = None, seed: int = 0, segmenter: str | None = None,
-          device: str | None = None) -> Book:
+          device: str | None = None, suite: bool = False) -> Book:
     """Load the results, register the glue values and make figures sharp; return a :class:`Book`.
 
     Meant as the one hidden set-up line of a chapter; outside a notebook
     (no IPython kernel) it only loads the results. ``segmenter``/``device``:
-    as :func:`camseg.build.artifacts.build_artifacts` (None: ``$CAMSEG_SEGMENTER``/``$CAMSEG_DEVICE``, else auto).
+    as :func:`camseg.build.artifacts.build_artifacts` (None: ``$CAMSEG_SEGMENTER``/``$CAMSEG_DEVICE``,
+    else auto). A chapter computes only what it shows: ``suite=True`` only where it shows the
+    classifier seeds and the shift suite (:attr:`Book.suite`), which a lone chapter in an empty
+    folder would otherwise not train and evaluate.
     """
     import warnings
 
@@ -490,7 +493,7 @@ def setup(workdir: str | os.PathLike | None = None, seed: int = 0, segmenter: st
         set_matplotlib_formats("retina")
     except (ImportError, AttributeError, ValueError):  # not in a notebook
         pass
-    res = build_artifacts(workdir, seed=seed, segmenter=segmenter, device=device)
+    res = build_artifacts(workdir, seed=seed, segmenter=segmenter, device=device, suite=suite)
     try:
         from IPython import get_ipython
 

@@ -8,7 +8,7 @@ import re
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -149,3 +149,41 @@ def write_atomic(path: str | os.PathLike, payload: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(payload)
     return path
+
+
+@contextmanager
+def held_lock(lock_file: str | os.PathLike, what: str, log: Callable[[str], None] | None = None,
+              timeout: float | None = None, doing: str = "computing") -> Iterator[None]:
+    """Hold the file lock ``lock_file`` (:class:`filelock.FileLock`) for the block: the one process
+    that computes ``what`` at a time; another waits (saying so through ``log``) and then finds
+    the result cached instead of computing it again.
+
+    Args:
+        lock_file: the lock's path (its folder is made if missing).
+        what: what the lock guards, for the messages (e.g. ``"the classifier of seed 1"``).
+        log: called once with a line when the lock is held by another process (default: nothing).
+        timeout: seconds to wait at most (None: as long as it takes).
+        doing: the verb of the messages ("another process is *computing* ...").
+
+    Raises:
+        TimeoutError: still held by another process after ``timeout`` seconds.
+    """
+    from filelock import FileLock, Timeout
+
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_file, mode=0o666 & ~current_umask())
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if log is not None:
+            log(f"another process is {doing} {what} (lock {lock_file}); waiting for it to finish")
+        try:
+            lock.acquire(timeout=-1 if timeout is None else timeout)
+        except Timeout:
+            raise TimeoutError(f"another process is still {doing} {what} after {timeout:g} s "
+                               f"(lock {lock_file}); try again later") from None
+    try:
+        yield
+    finally:
+        lock.release()
