@@ -19,7 +19,8 @@ import warnings
 from collections.abc import Callable, Sequence
 
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, RuntimeError)
-"""Errors printed as one line with exit status 2 (SPEC section 8); ``--debug`` shows the traceback.
+"""Errors printed as one line with exit status 2 (see the book's Reference › Command line); ``--debug`` shows
+the traceback.
 RuntimeError covers camseg's CheckpointError (a missing or corrupt SAM checkpoint)."""
 
 
@@ -110,7 +111,7 @@ def missing_results(workdir, arch: str | None = None) -> list[str]:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from camseg.build.artifacts import default_workdir, results
+    from camseg.build.artifacts import build_artifacts, default_workdir
     from camseg.data.io import check_output_file
     from camseg.publishing.report import write_report
 
@@ -124,14 +125,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if missing:
             raise FileNotFoundError(f"no cached results in {work} (missing {', '.join(missing)}): {how}")
 
-        def log(line: str) -> None:  # results() logs before it computes anything: stop there
+        def log(line: str) -> None:  # build_artifacts() logs before it computes anything: stop there
             if line.startswith("segmenter: "):  # which backend and why: information, not work
                 print(line, file=sys.stderr)
                 return
             raise FileNotFoundError(f"the cached results in {work} do not fit these settings ({line}): {how}")
 
-    res = results(work, seed=args.seed, segmenter=args.segmenter, device=args.device, log=log)
-    print(f"wrote {write_report(res, args.out)} (segmenter {res['segmenter']}, device {res['device']})")
+    res = build_artifacts(work, seed=args.seed, segmenter=args.segmenter, device=args.device, log=log)
+    print(f"wrote {write_report(res, args.out)} (segmenter {res.backend.name}, device {res.device})")
     return 0
 
 
@@ -202,10 +203,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from camseg.build.artifacts import build_artifacts
     from camseg.build.stages import StageLog
     from camseg.data.io import check_output_file
-    from camseg.publishing.report import write_report
 
     check_output_file(args.report, "--report", suffixes=(".pdf",))
     root = Path(args.book)
+    bundle_out = None if args.no_bundle else Path(args.bundle or root / "_build" / "camseg-results.tar.gz")
+    if bundle_out is not None:
+        check_output_file(bundle_out, "--bundle")
+        if not bundle_out.name.endswith((".tar.gz", ".tgz")):
+            raise ValueError(f"--bundle {bundle_out}: expected a .tar.gz file name")
     if not (root / "_config.yml").is_file():
         raise FileNotFoundError(f"{root / '_config.yml'} not found: run `camseg build` from the repository root "
                                 "or pass --book PATH")
@@ -219,13 +224,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if args.suite_size is not None:
         os.environ["CAMSEG_SUITE_SIZE"] = str(args.suite_size)
     stages = StageLog()
+    seed = args.seed
+    if args.from_bundle is not None:
+        seed = _install_bundle(args, stages)
     print("[1/3] artefacts: dataset, classifier, evaluations (each computed once, then reused)")
-    res = build_artifacts(args.workdir, seed=args.seed, segmenter=args.segmenter, device=args.device, stages=stages)
+    res = build_artifacts(args.workdir, seed=seed or 0, segmenter=args.segmenter, device=args.device, stages=stages)
     print(f"      {res.meta['arch']}: test accuracy {res.meta['test_accuracy']:.4f}; segmenter {res.backend.name}; "
           f"device {res.device}")
     if exe is not None:
         print("[2/3] book: jupyter-book build -W -n --keep-going (chapters reuse the artefacts)")
-        # The chapters' results() call reads these, so they use what this build used.
+        # The chapters' build_artifacts() call reads these, so they use what this build used.
         env = dict(os.environ, CAMSEG_WORKDIR=str(Path(res.workdir).resolve()), CAMSEG_SEGMENTER=res.backend.name,
                    CAMSEG_SEGMENTER_REASON=res.backend.reason, CAMSEG_DEVICE=res.device)
         fingerprint = artefacts_fingerprint(res.workdir)
@@ -240,13 +248,66 @@ def _cmd_build(args: argparse.Namespace) -> int:
             print(f"camseg: error: the book build failed (exit {done.returncode}); see the log above",
                   file=sys.stderr)
             return done.returncode
+    from camseg.publishing.report import write_report
+
     with stages.stage("report") as row:
         out = write_report(res, args.report)
         row["note"] = str(out)
     print(f"[3/3] report: {out}")
     profile = stages.write_json(root / "_build" / "build-profile.json")
+    if bundle_out is not None:
+        from camseg.build.bundle import write_bundle
+
+        with stages.stage("results bundle") as row:  # the bundle holds the profile up to here
+            write_bundle(res.workdir, bundle_out, profile, settings=res.settings, backend=res.backend,
+                         device=res.device)
+            row["note"] = str(bundle_out)
+        print(f"      bundle: {bundle_out} ({bundle_out.stat().st_size / 2**20:.1f} MiB; "
+              f"camseg build --from-bundle {bundle_out} reuses every result)")
+        stages.write_json(profile)
     print(f"\nstages (also in {profile}):\n{stages.table()}")
     return 0
+
+
+def _install_bundle(args: argparse.Namespace, stages) -> int:
+    """``camseg build --from-bundle``: verify and install the bundle into the work folder, and ask
+    for what it was built with (environment variables the chapters inherit too) wherever the
+    command line does not say otherwise. Returns the seed to build."""
+    import os
+    from pathlib import Path
+
+    from camseg.build.artifacts import default_workdir
+    from camseg.build.bundle import bundle_env, fetch_bundle
+
+    work = Path(args.workdir) if args.workdir is not None else default_workdir()
+    print(f"[0/3] bundle: installing {args.from_bundle} into {work} (verified first)")
+    with stages.stage("install results bundle") as row:
+        info = fetch_bundle(args.from_bundle, work, known_hash=args.bundle_sha256, overwrite=args.overwrite,
+                            progress=sys.stderr.isatty())
+        row["note"] = f"{info.installed} of {len(info.files)} files installed"
+    args.workdir = str(work)
+    keep = set()
+    if args.seeds is not None:
+        keep.add("CAMSEG_SEEDS")
+    if args.suite_size is not None:
+        keep.add("CAMSEG_SUITE_SIZE")
+    if args.segmenter not in (None, "auto"):
+        keep |= {"CAMSEG_SEGMENTER", "CAMSEG_SEGMENTER_REASON"}
+    if args.device not in (None, "auto"):
+        keep.add("CAMSEG_DEVICE")
+    env = bundle_env(info, keep)
+    if env.get("CAMSEG_DEVICE", "cpu").startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            env.pop("CAMSEG_DEVICE")
+            print(f"camseg: warning: the bundle's results were computed on {info.device}, which this machine lacks; "
+                  "those keyed on the device are computed again here", file=sys.stderr)
+    os.environ.update(env)
+    print(f"      {len(info.files)} files ({info.size / 2**20:.1f} MiB, camseg {info.version}), "
+          f"{info.installed} installed; segmenter {info.backend.get('name')}, device {info.device}")
+    seed = args.seed if args.seed is not None else info.settings.get("seed")
+    return int(seed or 0)
 
 
 def _make_segmenter(name: str, device: str) -> object:
@@ -317,7 +378,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (SPEC section 8), exit status 2."""
+    """An argument parser whose usage errors are one line (book: Reference › Command line), exit status 2."""
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
@@ -335,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="dataset commands").add_subparsers(dest="data_command", required=True)
-    b = data.add_parser("build", help="generate the synthetic shapes dataset (SPEC section 1)")
+    b = data.add_parser("build", help="generate the synthetic shapes dataset (see the book's Reference, Data)")
     b.add_argument("--out", required=True, help="destination folder")
     b.add_argument("--seed", type=int_range(0), default=0, help="random seed >= 0 (default 0)")
     b.add_argument("--cifar10", default=None,
@@ -372,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate every pipeline, the centre baseline and the oracle on a split")
-    e.add_argument("--data", required=True, help="dataset folder (SPEC section 1 layout)")
+    e.add_argument("--data", required=True, help="dataset folder (layout: see the book's Reference, Data)")
     e.add_argument("--split", default="test")
     e.add_argument("--checkpoint", required=True, help="classifier checkpoint")
     e.add_argument("--segmenter", default="auto", help="auto (SAM if weights are found, else offline), sam, "
@@ -412,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("build", help="the main job: dataset, classifier, evaluations (cached), book, report")
     m.add_argument("--workdir", default=None, help="where artefacts are cached (default $CAMSEG_WORKDIR, else ./artifacts)")
-    m.add_argument("--seed", type=int_range(0), default=0)
+    m.add_argument("--seed", type=int_range(0), default=None, help="default 0 (with --from-bundle: the bundle's)")
     m.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found or can be downloaded, "
                    "else offline; the chapters use the same")
     m.add_argument("--device", **device_opt)
@@ -424,6 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default $CAMSEG_SEEDS or 3)")
     m.add_argument("--suite-size", type=int, default=None,
                    help="images per shift-suite set (default $CAMSEG_SUITE_SIZE or 100; 0 skips seeds and suite)")
+    m.add_argument("--from-bundle", default=None, metavar="URL|PATH",
+                   help="first install a results bundle (camseg-results.tar.gz of another build: verified, same "
+                        "camseg version) into the work folder, and build with its settings: nothing is recomputed")
+    m.add_argument("--bundle-sha256", default=None, metavar="HEX",
+                   help="with --from-bundle: the bundle's SHA-256, checked before it is used")
+    m.add_argument("--overwrite", action="store_true",
+                   help="with --from-bundle: replace files of the work folder that differ from the bundle's")
+    m.add_argument("--bundle", default=None, metavar="PATH",
+                   help="where to write the results bundle (default _build/camseg-results.tar.gz of --book)")
+    m.add_argument("--no-bundle", action="store_true", help="do not write the results bundle")
     m.set_defaults(func=_cmd_build)
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     _add_debug(sub)

@@ -32,7 +32,7 @@ def camseg_version() -> str:
 
 PRESENTATION_MODULES: frozenset[str] = frozenset({
     "__main__.py", "cli.py", "build/stages.py", "evaluation/failures.py",
-    "evaluation/robustness.py", "publishing/"})
+    "evaluation/robustness.py", "build/bundle.py", "publishing/"})
 """camseg modules (paths under the package, a folder ending in ``/``) that format, plot or log
 results and compute none of them."""
 
@@ -85,8 +85,9 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def make_segmenter(name: str = "auto", device: str = "auto") -> tuple[object, str]:
-    """The segmenter for ``name`` (``"auto"`` resolved by :func:`camseg.segmenters.choose_backend`)
-    on ``device``, and the reason it was chosen."""
+    """The segmenter for ``name`` (``"auto"`` resolved by
+    :func:`camseg.segmenters.choose_backend <camseg.segmenters.choice.choose_backend>`) on ``device``, and the
+    reason it was chosen."""
     from camseg.segmenters import choose_backend, get_segmenter
 
     choice = choose_backend(name)
