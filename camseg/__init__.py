@@ -4,9 +4,9 @@ A classifier says *what* is in an image, Grad-CAM says *where* it looked, and
 camseg turns that heatmap into (x, y) point prompts for a promptable segmenter
 (SAM or an offline backend), which returns the mask.
 
-The public names below are attached lazily (scikit-image's pattern, SPEC 1 of
-the Scientific Python community): ``import camseg`` is cheap and does not
-import torch; ``camseg.GradCAM`` imports what it needs on first use. The
+The public names below are attached lazily (scikit-image's pattern, the
+Scientific Python community's lazy-loading recommendation): ``import camseg``
+is cheap and does not import torch; ``camseg.GradCAM`` imports what it needs on first use. The
 subpackages follow the pipeline's stages, each importing only those below it:
 :mod:`camseg.utils` → :mod:`camseg.data` → :mod:`camseg.models` →
 :mod:`camseg.prompting` and :mod:`camseg.segmenters` → :mod:`camseg.pipelines`

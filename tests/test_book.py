@@ -20,12 +20,29 @@ HTML = ROOT / "_build" / "html"
 yaml = pytest.importorskip("yaml")
 
 
-def _toc_files() -> list[str]:
+REFERENCE = "book/reference/"
+"""The Reference part: plain Markdown pages (no code, no twin) and the API pages autoapi generates."""
+
+
+def _toc_entries(entries: list[dict]) -> list[str]:
+    files = []
+    for entry in entries:
+        files.append(entry["file"])
+        files += _toc_entries(entry.get("sections", []))
+    return files
+
+
+def _all_toc_files() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [toc["root"]]
     for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
-        files += [c["file"] for c in part["chapters"]]
+        files += _toc_entries(part["chapters"])
     return files
+
+
+def _toc_files() -> list[str]:
+    """The chapters: executed MyST notebooks with a Colab twin (the Reference part aside)."""
+    return [f for f in _all_toc_files() if not f.startswith(REFERENCE)]
 
 
 def _code_cells(md: Path) -> list[str]:
@@ -43,6 +60,29 @@ def test_every_toc_chapter_is_a_myst_notebook_with_a_twin():
         head = md.read_text().split("---")[1]
         assert "format_name: myst" in head and "ipynb,md:myst" in head, md
         assert md.with_suffix(".ipynb").is_file(), f"{md} has no .ipynb twin: jupytext --set-formats ipynb,md:myst {md}"
+
+
+def test_reference_pages_are_plain_markdown_in_the_toc():
+    """The Reference part: every page of book/reference/ is in the toc, is plain MyST Markdown without
+    code cells or a notebook twin, and the generated API pages are listed (autoapi writes them at build time)."""
+    listed = [f for f in _all_toc_files() if f.startswith(REFERENCE)]
+    pages = sorted(p for p in (BOOK / "reference").glob("*.md"))
+    assert pages and {f"{REFERENCE}{p.stem}" for p in pages} <= set(listed), "a reference page is missing from _toc.yml"
+    assert f"{REFERENCE}api/camseg/index" in listed
+    for md in pages:
+        text = md.read_text()
+        assert "{code-cell}" not in text and "jupytext" not in text, f"{md.name}: the reference executes no code"
+        assert not md.with_suffix(".ipynb").exists(), f"{md.name} needs no notebook twin"
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]
+    assert "autoapi.extension" in cfg["extra_extensions"] and "sphinx.ext.napoleon" in cfg["extra_extensions"]
+    assert cfg["config"]["autoapi_root"] == f"{REFERENCE}api" and cfg["config"]["autoapi_keep_files"] is False
+
+
+def test_no_citation_of_an_external_spec():
+    """The contracts live in the book's Reference; docstrings and help texts cite its pages."""
+    for path in [*(ROOT / "camseg").rglob("*.py"), *CHAPTERS, *(BOOK / "reference").glob("*.md")]:
+        # \b: the environment variable CAMSEG_INSTALL_SPEC (pip's "install spec") is no citation
+        assert not re.search(r"\bSPEC\b", path.read_text()), f"{path.relative_to(ROOT)} cites SPEC; cite the Reference"
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.name)

@@ -78,8 +78,12 @@ def test_round_trip(built, tmp_path):
     info = B.fetch_bundle(out, tmp_path / "dest")
     want = snapshot(work)
     del want["eval/.test-clean.json.123@host.abc.partial"]
-    assert snapshot(tmp_path / "dest") == want  # everything, byte for byte, and nothing else
+    got = snapshot(tmp_path / "dest")
+    record = json.loads(got.pop(B.INSTALLED))  # what was installed, for build_artifacts
+    assert got == want  # everything, byte for byte, and nothing else
     assert info.version == camseg_version() and info.installed == len(want) and info.files == tuple(sorted(want))
+    assert record == B.installed_record(info) and B.installed_bundle(tmp_path / "dest") == record
+    assert record["backend"]["name"] == "regiongrow" and record["device"] == "cpu"
     assert info.backend["name"] == "regiongrow" and info.device == "cpu"
     assert info.settings["arch"] == "resnet18" and info.settings["sizes"] == {"train": 1, "val": 1, "test": 2}
     assert info.settings["seeds"] == 2 and info.settings["suite_size"] == 2

@@ -1,14 +1,14 @@
 """camseg's GradCAM / GradCAMPlusPlus against the grad-cam package (pytorch-grad-cam).
 
-Conventions aligned inside these tests (the product follows SPEC section 3):
+Conventions aligned inside these tests (the product follows the Grad-CAM contract, book: Reference › API contracts):
 
 * Rescaling: pytorch-grad-cam rescales each layer's map min..max (as
   ``(x - min) / (1e-7 + max)``) *before* resizing it to the input size, and
-  rescales the mean over layers once more. SPEC section 3 resizes first, then
+  rescales the mean over layers once more. camseg's contract resizes first, then
   rescales exactly (``(x - min) / (max - min)``, zeros for a constant map),
   and averages the rescaled layer maps without a second rescale. The reference's
   ``scale_cam_image`` and ``aggregate_multi_layers`` are replaced here by
-  versions that follow SPEC, written independently of camseg's code (resize
+  versions that follow that contract, written independently of camseg's code (resize
   with cv2 bilinear, as the reference does).
 * Grad-CAM++: the reference adds eps = 1e-6 to the alpha denominator; camseg's
   default is an exact safe division, so camseg is run with ``eps=1e-6``.

@@ -68,7 +68,7 @@ def test_cli_evaluate_and_segment(tiny_dataset, tiny_checkpoint, tmp_path, capsy
     assert code == 0
     data = json.loads(out.read_text())
     assert data["split"] == "val" and data["degraded"] is True and data["n_images"] == 5
-    assert data["device"] == "cpu" and data["segmenter"] == "regiongrow"  # SPEC 8: resolved, never "auto"
+    assert data["device"] == "cpu" and data["segmenter"] == "regiongrow"  # resolved, never "auto"
     assert "oracle" in capsys.readouterr().out
     image = tiny_dataset / "images" / "test" / "00000.png"
     mask_path = tmp_path / "m.png"
@@ -98,7 +98,8 @@ def test_cli_bad_inputs(tiny_dataset, tiny_checkpoint, tmp_path, capsys):
 
 
 def test_explain_label_prompts_with_the_labelled_class(tiny_dataset, tiny_checkpoint, monkeypatch):
-    """--explain label: Grad-CAM is asked for each image's labelled class; the keys of SPEC section 8 stay."""
+    """--explain label: Grad-CAM is asked for each image's labelled class; the result keeps the keys
+    of the book's Reference › Evaluation results."""
     from camseg.data.dataset import ShapesDataset
     from camseg.evaluation import evaluate as ev
 

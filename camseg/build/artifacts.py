@@ -34,7 +34,7 @@ import dataclasses
 import io
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +52,7 @@ __all__ = [
     "CAM_STUDY_LAYERS", "ENV_VARS", "REPORT_EXAMPLE", "ArtifactKey", "Artifacts", "Backend", "CamStudy",
     "CamStudyRow", "Evaluation", "GradcamExample", "PipelineScores", "Settings", "build_artifacts", "cam_study",
     "default_workdir", "gradcam_example", "load_predictions",
-    "run_evaluation", "shared_segmenter",
+    "PARTS", "run_evaluation", "shared_segmenter",
 ]
 
 CAM_STUDY_LAYERS: dict[str, tuple[str, ...]] = {
@@ -140,15 +140,17 @@ class Settings:
 
     @classmethod
     def from_env(cls, seed: int = 0, arch: str | None = None, segmenter: str | None = None,
-                 device: str | None = None) -> Settings:
+                 device: str | None = None, defaults: Mapping[str, str] | None = None) -> Settings:
         """Arguments first, then ``$CAMSEG_ARCH``, ``$CAMSEG_SEGMENTER``, ``$CAMSEG_DEVICE``,
-        ``$CAMSEG_SIZES``, ``$CAMSEG_EPOCHS``, then the defaults. ``segmenter="auto"`` and
-        ``device="auto"`` give way to the environment variable (``camseg build`` sets it to what
-        it resolved, so a chapter's ``SEGMENTER = "auto"`` uses the build's backend)."""
+        ``$CAMSEG_SIZES``, ``$CAMSEG_EPOCHS``, then ``defaults`` (the same variables: those of an
+        installed results bundle, :func:`camseg.build.bundle.bundle_env`), then camseg's defaults.
+        ``segmenter="auto"`` and ``device="auto"`` give way to the environment variable
+        (``camseg build`` sets it to what it resolved, so a chapter's ``SEGMENTER = "auto"`` uses the
+        build's backend)."""
         from camseg.data.dataset import SPLITS
         from camseg.models.classifier import DEFAULT_ARCH
 
-        env = os.environ
+        env = {**(defaults or {}), **os.environ}
         sizes = _parse_sizes(env["CAMSEG_SIZES"]) if env.get("CAMSEG_SIZES") else dict(SPLITS)
         epochs = env.get("CAMSEG_EPOCHS")
         try:
@@ -639,10 +641,32 @@ def resolve_backend(name: str | None):
     return choice
 
 
+PARTS: tuple[str, ...] = ("evaluations", "cam_study", "suite")
+"""What :func:`build_artifacts` can compute beyond the dataset and the classifier (all by default)."""
+
+
+def _cam_study_cached(path: Path, key: ArtifactKey, model, settings: Settings, ckpt: Path, data: Path,
+                      images: np.ndarray, masks: np.ndarray, dev: str, note, stage, lock: Path) -> dict:
+    """The CAM study (:func:`cam_study`) of the test split, from ``path`` when it was made with ``key``
+    (the segmenter aside: the study uses none), else computed under ``lock`` and written there."""
+    from camseg.data.dataset import ShapesDataset
+
+    with stage("CAM study"), held_lock(lock, "the CAM study", note):
+        study = _read_json(path)
+        stamp = {**key.as_json(), "backend": None}  # the study does not depend on the segmenter
+        if not (study and study.get("artifact_key") == stamp and "cam_slic_iou_val" in study):
+            note("measuring Grad-CAM and Grad-CAM++ per target layer on the test split")
+            val_images, _, val_masks = ShapesDataset(data, "val").arrays(progress=False)
+            study = {**cam_study(model, settings.arch, images, masks, val=(val_images, val_masks)),
+                     "checkpoint": ckpt.name, "arch": settings.arch, "device": dev, "artifact_key": stamp}
+            write_atomic(path, (json.dumps(study, indent=2) + "\n").encode())
+    return study
+
+
 def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arch: str | None = None,
                     segmenter: str | None = None, device: str | None = None, predictions: bool = True,
                     log: Callable[[str], None] | None = None, stages: StageLog | None = None,
-                    suite: bool = True) -> Artifacts:
+                    parts: Collection[str] = PARTS) -> Artifacts:
     """Build or load every artefact the book and the report show.
 
     Args:
@@ -659,9 +683,11 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
             with the backend and why (default: print).
         stages: a :class:`~camseg.build.stages.StageLog` to record each step's wall
             time and peak memory in (dataset, classifier, evaluations, CAM study).
-        suite: also the classifier seeds and the shift suite (:attr:`Artifacts.suite`), as the
-            settings say (``$CAMSEG_SEEDS``, ``$CAMSEG_SUITE_SIZE``); False skips them (a chapter
-            that does not show them: minutes instead of half an hour on a CPU).
+        parts: what to compute beyond the dataset and the seed's classifier, a subset of
+            :data:`PARTS`: ``"evaluations"`` (:attr:`Artifacts.clean`, ``degraded``,
+            ``predictions``), ``"cam_study"``, ``"suite"`` (the classifier seeds and the shift
+            suite, as the settings say: ``$CAMSEG_SEEDS``, ``$CAMSEG_SUITE_SIZE``). A part left out
+            is None in the result and costs nothing: a chapter computes only what it shows.
 
     Every stage holds a lock in the work folder while it computes (``WORKDIR/.locks``), so two
     builds, or a build and a chapter, in one folder wait for each other and reuse the result.
@@ -674,17 +700,34 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
     from camseg.data.dataset import ShapesDataset, build_dataset, read_manifest
     from camseg.utils.devices import device_name
 
-    settings = Settings.from_env(seed, arch, segmenter, device)
+    from camseg.build.bundle import bundle_env, installed_bundle
+
     work = Path(workdir) if workdir is not None else default_workdir()
-    dev = device_name(settings.device)
-    choice = resolve_backend(settings.segmenter)
-    want_suite = bool(suite and settings.seeds > 0 and settings.suite_size > 0)
-    memo_key = (str(work.resolve()), settings, choice.name, dev, predictions, want_suite)
+    recorded = installed_bundle(work)  # results installed from a bundle: its settings, backend and device
+    settings = Settings.from_env(seed, arch, segmenter, device, defaults=bundle_env(recorded) if recorded else None)
+    key_dev = recorded["device"] if recorded and settings.device in ("auto", recorded["device"]) else None
+    try:
+        dev = device_name(settings.device if key_dev is None else key_dev)
+    except (ValueError, RuntimeError):  # a bundle made on a GPU, read here without one: keys as made, run here
+        dev = device_name("auto")
+    key_dev = key_dev or dev
+    if recorded and settings.segmenter in ("auto", recorded["backend"].get("name")):
+        made = recorded["backend"]  # as the bundle's build resolved it, not resolved anew here
+        choice = Backend(made["name"], made.get("reason", ""), made.get("requested", made["name"]))
+    else:
+        choice = resolve_backend(settings.segmenter)
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)}; expected some of {', '.join(PARTS)}")
+    want_suite = "suite" in parts and settings.seeds > 0 and settings.suite_size > 0
+    want_evals = "evaluations" in parts or want_suite  # the suite reuses the seed's clean evaluation
+    memo_key = (str(work.resolve()), settings, choice.name, key_dev, dev, predictions, frozenset(parts))
     if memo_key in _MEMO:
         return _MEMO[memo_key]
     log = log or print
     stages = stages if stages is not None else StageLog(echo=None)
-    log(f"segmenter: {choice.name} ({choice.reason}); device: {dev}")
+    log(f"segmenter: {choice.name} ({choice.reason}); device: {dev}"
+        + (f" (results made on {key_dev})" if key_dev != dev else ""))
     said: list[str] = []
 
     def note(line: str) -> None:  # a stage that logs something computed it
@@ -707,23 +750,19 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
         ckpt, model, meta = _classifier(data, work, settings, dev, note)
     test = ShapesDataset(data, "test")
     images, labels, masks = test.arrays(progress=False)
-    key = ArtifactKey(choice.name, dev, file_sha256(ckpt), camseg_version(), settings.seed, settings.arch, len(test))
+    key = ArtifactKey(choice.name, key_dev, file_sha256(ckpt), camseg_version(), settings.seed, settings.arch, len(test))
 
     eval_dir = work / "eval"
-    with stage("evaluations (clean and degraded)"), held_lock(lock_file(work, "test-evaluations"),
-                                                              "the test split's evaluations", note):
-        both = _evaluations(data, ckpt, key, eval_dir, predictions, note, lambda: shared_segmenter(choice.name, dev))
-    study_path = eval_dir / "cam-study.json"
-    with stage("CAM study"), held_lock(lock_file(work, "cam-study"), "the CAM study", note):
-        study = _read_json(study_path)
-        stamp = {**key.as_json(), "backend": None}  # the study does not depend on the segmenter
-        if not (study and study.get("artifact_key") == stamp and "cam_slic_iou_val" in study):
-            note("measuring Grad-CAM and Grad-CAM++ per target layer on the test split")
-            val_images, _, val_masks = ShapesDataset(data, "val").arrays(progress=False)
-            study = {**cam_study(model, settings.arch, images, masks, val=(val_images, val_masks)),
-                     "checkpoint": ckpt.name,
-                     "arch": settings.arch, "device": dev, "artifact_key": stamp}
-            write_atomic(study_path, (json.dumps(study, indent=2) + "\n").encode())
+    both: dict[str, tuple[dict, Path | None]] = {}
+    if want_evals:
+        with stage("evaluations (clean and degraded)"), held_lock(lock_file(work, "test-evaluations"),
+                                                                  "the test split's evaluations", note):
+            both = _evaluations(data, ckpt, key, eval_dir, predictions, note,
+                                lambda: shared_segmenter(choice.name, dev))
+    study = None
+    if "cam_study" in parts:
+        study = _cam_study_cached(eval_dir / "cam-study.json", key, model, settings, ckpt, data, images, masks, dev,
+                                  note, stage, lock_file(work, "cam-study"))
     suite = None
     if want_suite:
         from camseg.build.suite import seed_checkpoints, shift_datasets, suite_results, write_summary
@@ -734,14 +773,15 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
             shift = shift_datasets(work, settings.seed, settings.suite_size, log=note)
             clean = both["clean"][0]  # seed's clean test split is already evaluated: shared, not redone
             known = {("standard", settings.seed): clean} if "per_image" in clean else {}
-            suite = suite_results(work, data, ckpts, choice.name, shift, note, device=dev, known=known)
+            suite = suite_results(work, data, ckpts, choice.name, shift, note, device=key_dev, known=known)
             write_summary(suite, eval_dir / "seeds" / "summary.json")
     ex = min(REPORT_EXAMPLE, len(test) - 1)
     out = Artifacts(
         workdir=work, data=data, settings=settings, key=key, test=test, images=images, labels=labels, masks=masks,
         model=model, meta=_frozen(meta), checkpoint=ckpt, backend=Backend(choice.name, choice.reason, choice.requested),
-        device=dev, clean=Evaluation.from_json(both["clean"][0]), degraded=Evaluation.from_json(both["degraded"][0]),
-        predictions=both["clean"][1], cam_study=CamStudy.from_json(study),
+        device=dev, clean=Evaluation.from_json(both["clean"][0]) if both else None,
+        degraded=Evaluation.from_json(both["degraded"][0]) if both else None,
+        predictions=both["clean"][1] if both else None, cam_study=CamStudy.from_json(study) if study else None,
         gradcam_example=gradcam_example(model, settings.arch, images[ex], masks[ex], labels[ex]), suite=suite,
     )
     _MEMO[memo_key] = out

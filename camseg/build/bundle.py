@@ -43,14 +43,19 @@ from types import MappingProxyType
 from typing import Any
 
 from camseg.build.keys import camseg_version
-from camseg.utils.paths import atomic_path, cache_dir, owner_tag
+from camseg.utils.paths import atomic_path, cache_dir, owner_tag, write_atomic
 
-__all__ = ["BUNDLE_FORMAT", "BUNDLE_NAME", "MANIFEST", "PROFILE", "BundleConflictError", "BundleCorruptError",
-           "BundleError", "BundleInfo", "BundleUnsafeError", "BundleVersionError", "bundle_env", "bundle_files",
-           "fetch_bundle", "is_url", "read_bundle_manifest", "write_bundle"]
+__all__ = ["BUNDLE_FORMAT", "BUNDLE_NAME", "INSTALLED", "MANIFEST", "PROFILE", "PUBLISHED_URL", "BundleConflictError",
+           "BundleCorruptError", "BundleError", "BundleInfo", "BundleUnsafeError", "BundleVersionError", "bundle_env",
+           "bundle_files", "fetch_bundle", "installed_bundle", "installed_record", "is_url", "read_bundle_manifest",
+           "write_bundle"]
 
 BUNDLE_NAME = "camseg-results.tar.gz"
 """The bundle's file name (``camseg build`` writes ``_build/camseg-results.tar.gz``)."""
+
+PUBLISHED_URL = "https://camseg.github.io/camseg/camseg-results.tar.gz"
+"""Where the published book's results bundle is (deployed beside the book on GitHub Pages by
+``.github/workflows/book.yml``); a chapter opened alone loads it (:func:`camseg.publishing.book.setup`)."""
 
 BUNDLE_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -58,6 +63,11 @@ MANIFEST = "manifest.json"
 
 PROFILE = "_build/build-profile.json"
 """The archive member holding the build's stage times (:class:`camseg.build.stages.StageLog`)."""
+
+INSTALLED = "bundle.json"
+"""What :func:`fetch_bundle` records in the work folder about the bundle it installed: the settings,
+backend and device the results were built with, which :func:`camseg.build.artifacts.build_artifacts`
+then uses instead of resolving ``"auto"`` anew (:func:`installed_bundle`)."""
 
 REQUIRED = ("data/dataset.json", "eval/test-clean.json", "eval/test-degraded.json", "eval/cam-study.json")
 """Work-folder files without which a folder holds no finished build (besides a classifier checkpoint)."""
@@ -459,9 +469,13 @@ def fetch_bundle(source: str | os.PathLike, workdir: str | os.PathLike, known_ha
         :class:`BundleInfo`.
 
     Raises:
-        BundleError (a ValueError): the source is missing or unreachable; BundleCorruptError,
-            BundleVersionError, BundleUnsafeError, BundleConflictError: as named. Each message is
-            one line naming the bundle.
+        BundleError: the source is missing or unreachable (a ``ValueError``, as are the others).
+        BundleCorruptError: not a readable bundle, or a file differs from its manifest.
+        BundleVersionError: the bundle was made by another camseg version.
+        BundleUnsafeError: a member would land outside the work folder.
+        BundleConflictError: the work folder holds other content at a path of the bundle.
+
+    Each message is one line naming the bundle.
     """
     where = str(source)
     spec = _hash_spec(known_hash)
@@ -558,21 +572,25 @@ def fetch_bundle(source: str | os.PathLike, workdir: str | os.PathLike, known_ha
             if trash is not None:
                 shutil.rmtree(trash, ignore_errors=True)
     installed = sum(1 for rel in installable if any(rel == u or rel.startswith(u + "/") for u in move))
-    return BundleInfo(path=path, workdir=work, version=manifest["camseg_version"], files=tuple(sorted(installable)),
+    info = BundleInfo(path=path, workdir=work, version=manifest["camseg_version"], files=tuple(sorted(installable)),
                       settings=MappingProxyType(dict(manifest.get("settings") or {})),
                       backend=MappingProxyType(dict(manifest.get("backend") or {})),
                       device=str(manifest.get("device") or "cpu"),
                       profile=MappingProxyType(profile) if profile is not None else None, installed=installed,
                       sha256=archive_sha, size=path.stat().st_size)
+    write_atomic(work / INSTALLED, (json.dumps(installed_record(info), indent=2) + "\n").encode())
+    return info
 
 
-def bundle_env(info: BundleInfo, keep: Iterable[str] = ()) -> dict[str, str]:
+def bundle_env(info: BundleInfo | Mapping, keep: Iterable[str] = ()) -> dict[str, str]:
     """The environment variables that make :meth:`camseg.build.artifacts.Settings.from_env` (and
     the book's chapters) ask for what the bundle was built with: ``$CAMSEG_ARCH``,
     ``$CAMSEG_SIZES``, ``$CAMSEG_EPOCHS``, ``$CAMSEG_SEEDS``, ``$CAMSEG_SUITE_SIZE``, and the
     resolved ``$CAMSEG_SEGMENTER`` (with ``$CAMSEG_SEGMENTER_REASON``) and ``$CAMSEG_DEVICE``.
-    Names in ``keep`` are left out (the caller sets them otherwise)."""
-    s, b = info.settings, info.backend
+    Names in ``keep`` are left out (the caller sets them otherwise). ``info`` may also be the
+    record of an installed bundle (:func:`installed_bundle`)."""
+    record = installed_record(info) if isinstance(info, BundleInfo) else info
+    s, b = record.get("settings") or {}, record.get("backend") or {}
     env = {}
     if s.get("arch"):
         env["CAMSEG_ARCH"] = str(s["arch"])
@@ -588,6 +606,22 @@ def bundle_env(info: BundleInfo, keep: Iterable[str] = ()) -> dict[str, str]:
         env["CAMSEG_SEGMENTER"] = str(b["name"])
         env["CAMSEG_SEGMENTER_REASON"] = ("the results bundle was built with it" +
                                           (f"; there: {b['reason']}" if b.get("reason") else ""))
-    if info.device:
-        env["CAMSEG_DEVICE"] = info.device
+    if record.get("device"):
+        env["CAMSEG_DEVICE"] = str(record["device"])
     return {k: v for k, v in env.items() if k not in set(keep)}
+
+
+def installed_record(info: BundleInfo) -> dict:
+    """The JSON of :data:`INSTALLED` for ``info``: ``version``, ``sha256``, ``settings``, ``backend``
+    (``name``, ``reason``, ``requested``) and ``device`` of the build the bundle holds."""
+    return {"version": info.version, "sha256": info.sha256, "settings": dict(info.settings),
+            "backend": dict(info.backend), "device": info.device}
+
+
+def installed_bundle(workdir: str | os.PathLike) -> dict | None:
+    """The record (:func:`installed_record`) of the bundle installed into ``workdir``, or None when
+    none was, or when it came from another camseg version (its results are then not current)."""
+    record = _read_json(Path(workdir) / INSTALLED)
+    if not record or record.get("version") != camseg_version():
+        return None
+    return record

@@ -76,7 +76,7 @@ def seed_checkpoints(data: Path, work: Path, arch: str, seeds: Sequence[int], re
                      device: str = "auto") -> dict[int, Path]:
     """Train (or reuse) one classifier per seed on ``data`` with ``recipe`` (``epochs``: None for
     the architecture's default; a checkpoint trained for other epochs is retrained). Each seed's
-    training holds a lock in ``work`` (:func:`lock_file`), so two builds in one folder train it once."""
+    training holds a lock in ``work`` (``lock_file``), so two builds in one folder train it once."""
     details = recipe_details(recipe)
     out = {}
     for seed in seeds:

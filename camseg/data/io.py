@@ -3,18 +3,18 @@ output paths checked before any work starts.
 
 How :func:`to_rgb` turns each Pillow mode into uint8 (H, W, 3) RGB:
 
-===================================  ===============================================
-mode                                 conversion
-===================================  ===============================================
-``RGB``                              as is
-``L`` (8-bit grey), ``1`` (b/w)      the grey level copied to R, G and B (``1``: 0/255)
-``I;16*`` (16-bit grey), ``I``       ``round(v / 257)``: 0..65535 onto 0..255, linear
-                                     (``I`` must hold values in 0..65535)
-``F`` (32-bit float grey)            ``round(255 v)`` for values in [0, 1], else refused
-``P`` (palette)                      the palette's colours (with transparency: as RGBA)
-``RGBA``, ``LA``, ``PA``, ``La``...  composited over white: ``a * c + (1 - a) * 255``
+=====================================  ===============================================
+mode                                   conversion
+=====================================  ===============================================
+``RGB``                                as is
+``L`` (8-bit grey), ``1`` (b/w)        the grey level copied to R, G and B (``1``: 0/255)
+``I;16*`` (16-bit grey), ``I``         ``round(v / 257)``: 0..65535 onto 0..255, linear
+                                       (``I`` must hold values in 0..65535)
+``F`` (32-bit float grey)              ``round(255 v)`` for values in [0, 1], else refused
+``P`` (palette)                        the palette's colours (with transparency: as RGBA)
+``RGBA``, ``LA``, ``PA``, ``La``...    composited over white: ``a * c + (1 - a) * 255``
 ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``  Pillow's conversion to RGB
-===================================  ===============================================
+=====================================  ===============================================
 
 An EXIF orientation tag is applied first (a phone photo comes out upright);
 of a multi-frame file (GIF, TIFF) the first frame is used.

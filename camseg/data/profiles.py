@@ -19,7 +19,7 @@ distributions as :class:`ShapeDistribution` values and renders them:
   the first's; explain it with ``--explain label``).
 
 ``camseg data build --profile NAME --out DIR`` writes one (test split only)
-in the SPEC section 1 layout, so every tool that reads the published data
+in the dataset layout (book: Reference › Data), so every tool that reads the published data
 reads these too.
 
 Conventions: images uint8 (H, W, 3) RGB, masks bool (H, W), sizes (W, H),
@@ -129,7 +129,7 @@ SHIFT_PROFILES: dict[str, ShapeDistribution] = {
     "noise": replace(_PLAIN, name="noise", noise=1.0, noise_std=(8.0, 8.0)),
     "distractor": replace(_PLAIN, name="distractor", distractor=1.0),
 }
-"""The shift suite: named test distributions, one change from ``plain`` each (two for
+"""The shift suite, named test distributions, one change from ``plain`` each (two for
 ``lowcontrast_border``: every shape both low-contrast and across an edge)."""
 
 

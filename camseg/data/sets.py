@@ -25,7 +25,7 @@ class FreshShapes:
 
     Args:
         backgrounds: uint8 (M, 32, 32, 3) RGB.
-        dist: the distribution (default :data:`WIDE`).
+        dist: the distribution (default :data:`~camseg.data.profiles.WIDE`).
         n: images per epoch.
         seed: random seed.
     """

@@ -1,6 +1,6 @@
 """Drawing the five shapes: class names, image size, a shape's outline and mask.
 
-Contract (the reference's data layout): RGB images of 64 x 48 pixels (W x H); five classes
+Contract (book: Reference › Data): RGB images of 64 x 48 pixels (W x H); five classes
 :data:`CLASSES` in that index order. :func:`render_sample` draws one solid shape on a
 background; :mod:`camseg.data.dataset` writes and reads dataset folders of such images.
 """

@@ -3,7 +3,7 @@
 Runs the centre-point baseline (:class:`~camseg.pipelines.pipeline.BasicSamPipeline`),
 the two CAM pipelines, and an **oracle** prompt (one point at the mask pixel
 nearest the ground truth's centre of mass: the segmenter's upper bound), and
-measures IoU, point hit rates and distances (SPEC section 5), per class too.
+measures IoU, point hit rates and distances (book: Reference › Metrics), per class too.
 It also scores the point strategies alone (foreground/background hit rates
 and distances) so they can be compared.
 
@@ -65,7 +65,7 @@ def evaluate(
     """Evaluate all pipelines on one split.
 
     Args:
-        data: dataset folder (SPEC section 1 layout).
+        data: dataset folder in the dataset layout (book: Reference › Data).
         checkpoint: classifier checkpoint (``camseg train``).
         segmenter: a promptable segmenter (``camseg.segmenters.get_segmenter``).
         split: which split.
@@ -79,7 +79,7 @@ def evaluate(
             the default architecture the class its four flips vote for,
             :func:`camseg.models.classifier.flip_logits`);
             ``"label"``: it explains the image's labelled class (a class-name
-            prompt per image, SPEC section 8).
+            prompt per image; book: Reference › Evaluation results).
         device: where the classifier, Grad-CAM and mask scoring run: ``"auto"``
             (CUDA when available), ``"cpu"``, ``"cuda"``. The segmenter keeps
             its own device (``get_segmenter(..., device=...)``).

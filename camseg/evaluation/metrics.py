@@ -1,4 +1,4 @@
-"""Metrics of SPEC section 5: point hit rate, point distance, IoU.
+"""Metrics: point hit rate, point distance, IoU (definitions: book, Reference › Metrics).
 
 Pure functions on numpy arrays. Conventions:
 
@@ -156,7 +156,7 @@ def point_distances(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PointMetrics:
-    """Point metrics pooled over all points of a batch (SPEC section 5).
+    """Point metrics pooled over all points of a batch (book: Reference › Metrics).
 
     Rates are fractions of points inside the ground truth; distances are mean
     pixel distances to its centre of mass; ``None`` where there are no points.

@@ -208,7 +208,7 @@ def _pooled(sets: Mapping[str, Sequence[Mapping]], names: Sequence[str], key: st
 
 def condition_frames(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreground_background") -> dict:
     """IoU and fg hit by shape area, by contrast (every shift set but ``distractor``, all
-    seeds pooled) and by JPEG quality (:data:`JPEG_SETS`); one DataFrame each."""
+    seeds pooled) and by JPEG quality (``JPEG_SETS``); one DataFrame each."""
     import pandas as pd
 
     names = [n for n in sets if n not in ("standard", "distractor")]
@@ -232,7 +232,7 @@ def strategies_frame(sets: Mapping[str, Sequence[Mapping]],
                      strategies: Sequence[str] = ("cam_argmax", "cam_centroid", "cam_interior",
                                                   "mask_scoring_similarity", "mask_scoring")):
     """fg hit (mean over seeds) of the published point strategies and camseg's on the same CAMs, per set
-    (columns: :data:`SHORT_STRATEGY_NAMES`)."""
+    (columns: ``SHORT_STRATEGY_NAMES``)."""
     import pandas as pd
 
     return pd.DataFrame({name: {SHORT_STRATEGY_NAMES.get(s, s): mean_sd([r["strategies"][s]["fg_hit_rate"]

@@ -6,7 +6,7 @@ Pure functions on numpy arrays used by the book and the report:
   the ground-truth mask (1 = all attention on the object);
 * :func:`pointing_game`: whether the CAM's maximum falls inside the mask
   (Zhang et al., 2016);
-* :func:`threshold_masks`: the weakly supervised baseline of SPEC section 7,
+* :func:`threshold_masks`: the weakly supervised baseline the book sets beside SAM,
   a mask made from the CAM alone by a threshold, without any segmenter;
 * :func:`worst_images`: the indices of the lowest per-image scores.
 

@@ -32,7 +32,7 @@ changed. Float64 input is cast to the model's dtype; a call inside
 ``torch.inference_mode()`` works. Hooks are removed when the call ends, also when it raises.
 
 Only built-ins, torch, torchvision, numpy, scipy, cv2, PIL, tqdm and
-matplotlib may be imported here (SPEC section 3).
+matplotlib may be imported here (book: Reference › API contracts).
 
 Example:
     >>> import torch
@@ -57,7 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["AugmentedCAM", "BaseCAM", "CAMOutput", "GradCAM", "GradCAMPlusPlus", "rescale_maps", "translate"]
+__all__ = ["AugmentedCAM", "BaseCAM", "CAMOutput", "GradCAM", "GradCAMPlusPlus", "eval_mode", "in_train_mode",
+           "rescale_maps", "translate"]
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,9 @@ def rescale_maps(maps: torch.Tensor, rel_tol: float = 1e-6) -> torch.Tensor:
     return torch.where(ok, (maps - lo) / torch.where(ok, span, torch.ones_like(span)), torch.zeros_like(maps))
 
 
-# The one implementation of camseg.models.cam' helpers lives here, because SPEC section 3 lets this
-# module import only built-ins, torch, torchvision, numpy, scipy, cv2, PIL, tqdm and matplotlib;
-# camseg.models.cam re-exports them for every other module.
+# The one implementation of camseg.models.cam' helpers lives here, because the Grad-CAM contract
+# (book: Reference › API contracts) lets this module import only built-ins, torch, torchvision, numpy,
+# scipy, cv2, PIL, tqdm and matplotlib; camseg.models.cam re-exports them for every other module.
 def in_train_mode(model: nn.Module) -> list[str]:
     """Names of the submodules of ``model`` (``""`` for the model itself) in train mode
     whose mode changes what they compute (batch norm, dropout and their kin:
@@ -280,7 +281,7 @@ class BaseCAM:
         return torch.as_tensor(out, dtype=torch.int64)
 
     def compute(self, image: torch.Tensor, targets: Iterable[int] | int | None = None) -> CAMOutput:
-        """Like :meth:`__call__`, also returning per-layer maps, targets and logits."""
+        """Like :meth:`~BaseCAM.__call__`, also returning per-layer maps, targets and logits."""
         with torch.inference_mode(False):  # see below
             self._check_image(image)
             batch, _, height, width = image.shape

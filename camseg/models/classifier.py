@@ -11,7 +11,7 @@ Two architectures are registered in :data:`ARCHITECTURES`:
   ImageNet weights where they can be downloaded, from scratch otherwise.
 
 Every model is a :class:`Classifier`: it takes the normalised (B, 3, H, W)
-batch of SPEC section 1 and returns logits (B, 5). Its default Grad-CAM
+batch of the shapes dataset (book: Reference › Data) and returns logits (B, 5). Its default Grad-CAM
 target layers are named in the architecture's entry and resolved by
 :func:`default_target_layers`.
 
@@ -86,6 +86,8 @@ class Architecture:
         vote_flips: whether the class :func:`default_cam` explains (its top
             class) and reports (``logits``) is the one the four flips of the
             image agree on (:func:`flip_logits`) rather than the image's own.
+        warmup_epochs: how many of the first epochs :func:`train_classifier` trains at
+            the native input size (progressive resizing; 0: none).
     """
 
     build: Callable[[int, bool | str], tuple[nn.Module, str]]
@@ -95,6 +97,7 @@ class Architecture:
     cam_flip: bool = False
     cam_shifts: tuple[tuple[int, int], ...] = ()
     vote_flips: bool = False
+    warmup_epochs: int = 0
 
 
 def _build_efficientnet_lite0(num_classes: int, pretrained: bool | str) -> tuple[nn.Module, str]:
@@ -296,6 +299,8 @@ def train_classifier(
     device: str | torch.device = "auto",
     amp: bool = True,
     recipe_details: dict | None = None,
+    warmup_epochs: int | None = None,
+    warmup_scale: float = 1.0,
 ) -> TrainResult:
     """Train a classifier on a dataset's train split and select it on val.
 
@@ -305,7 +310,7 @@ def train_classifier(
     the same machine.
 
     Args:
-        data: dataset folder (SPEC section 1 layout).
+        data: dataset folder in the dataset layout (book: Reference › Data).
         arch: a name of :data:`ARCHITECTURES`.
         epochs: training epochs (default: the architecture's).
         batch_size, lr, weight_decay: optimiser settings.
@@ -341,6 +346,12 @@ def train_classifier(
             batches on every device.
         amp: mixed precision (autocast, bf16/fp16 with a gradient scaler for
             fp16) on CUDA; ignored on the CPU.
+        warmup_epochs, warmup_scale: progressive resizing: the first
+            ``warmup_epochs`` epochs train at input scale ``warmup_scale`` (1.0:
+            the native 64 x 48, about a third of a step's cost at 2.0), the
+            others at the model's own scale; every epoch is validated, and the
+            model kept, at its own scale. None: the architecture's default (0
+            unless chosen otherwise, see :class:`Architecture`).
 
     Returns:
         A :class:`TrainResult` with the selected model in eval mode, on ``device``.
@@ -350,6 +361,12 @@ def train_classifier(
     epochs = spec.epochs if epochs is None else int(epochs)
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    warmup_epochs = spec.warmup_epochs if warmup_epochs is None else int(warmup_epochs)
+    if not 0 <= warmup_epochs < epochs:
+        raise ValueError(f"warmup_epochs must be in 0..{epochs - 1} (fewer than the {epochs} epochs), "
+                         f"got {warmup_epochs}")
+    if not 0.25 <= float(warmup_scale) <= 8:
+        raise ValueError(f"warmup_scale must be in 0.25..8, got {warmup_scale}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     splits = {}
@@ -374,6 +391,7 @@ def train_classifier(
     x_train, y_train = splits["train"]
     model, weights = build_classifier(arch, pretrained=pretrained, input_scale=input_scale)
     model = model.to(dev)
+    own_scale = model.input_scale
     try:
         frozen = [model.get_submodule(name) for name in freeze]
     except AttributeError as exc:
@@ -391,6 +409,7 @@ def train_classifier(
             images, labels = fresh(epoch - 1)
             x_train, y_train = normalize(images).to(dev), torch.as_tensor(np.asarray(labels, np.int64)).to(dev)
         model.train()
+        model.input_scale = float(warmup_scale) if epoch <= warmup_epochs else own_scale
         for module in frozen:
             module.eval()  # batch-norm statistics stay the pretrained ones
         t0, c0 = time.perf_counter(), time.process_time()
@@ -414,6 +433,7 @@ def train_classifier(
             total_loss += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        model.input_scale = own_scale  # validated (and kept) at its own scale
         val_acc = accuracy(model, *splits["val"]) if "val" in splits else float("nan")
         row = {"epoch": epoch, "train_loss": total_loss / len(x_train), "train_accuracy": correct / len(x_train),
                "val_accuracy": val_acc, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
@@ -439,7 +459,7 @@ def train_classifier(
         "test_accuracy": test_acc, "train_seconds": sum(r["seconds"] for r in history), "history": history,
         "target_layers": list(spec.target_layers), "data": str(data), "recipe": recipe, "device": str(dev),
         "recipe_details": recipe_details,
-        "amp": use_amp,
+        "amp": use_amp, "warmup_epochs": warmup_epochs, "warmup_scale": float(warmup_scale),
     }
     if log:
         log(f"{arch}: best val acc {best_acc:.4f} at epoch {best_epoch}; test acc "

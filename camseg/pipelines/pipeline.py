@@ -1,4 +1,4 @@
-"""Pipelines: image in, mask out, with no user input (SPEC section 4).
+"""Pipelines: image in, mask out, with no user input (book: Reference › API contracts).
 
 A pipeline holds a classifier, a CAM method over its target layers, a prompt
 strategy (:mod:`camseg.prompting.prompts`) and a promptable segmenter

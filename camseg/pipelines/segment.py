@@ -81,8 +81,10 @@ class SegmentImageResult:
         point_labels: int64 (N,), 1 foreground, 0 background.
         target: the class explained (index into ``classes``).
         probability: the classifier's softmax probability of ``target``.
-        top_class, top_probability: the classifier's most probable class and its probability.
-        runner_up, runner_up_probability: the second most probable class and its probability.
+        top_class: the classifier's most probable class.
+        top_probability: its probability.
+        runner_up: the second most probable class.
+        runner_up_probability: its probability.
         classes: the class names.
         image_size: (W, H) of the image.
         classifier_size: (W, H) the image was resized to for the classifier and Grad-CAM.
@@ -163,7 +165,8 @@ def segment_image(image: np.ndarray, model: nn.Module, target_layers: Sequence[n
         model: the classifier (normalised (B, 3, h, w) -> logits (B, C)).
         target_layers: its Grad-CAM target layers, or a ready CAM such as
             :func:`camseg.models.classifier.default_cam` (what ``camseg segment`` uses).
-        segmenter: a promptable segmenter (:func:`camseg.segmenters.get_segmenter`).
+        segmenter: a promptable segmenter
+            (:func:`camseg.segmenters.get_segmenter <camseg.segmenters.choice.get_segmenter>`).
         pipeline: ``"center"``, ``"foreground"`` or ``"foreground_background"``.
         target: the class to explain (index or name), or None for the top class.
         classifier_size: (W, H) the classifier expects (a checkpoint's ``meta["input_size"]``).

@@ -81,7 +81,7 @@ class Prompts:
         keep = self.point_labels[i] >= 0
         return self.point_coords[i][keep], self.point_labels[i][keep]
 
-    def foreground(self) -> "Prompts":
+    def foreground(self) -> Prompts:
         """The same prompts with background points turned into padding."""
         labels = np.where(self.point_labels == 1, 1, -1).astype(np.int64)
         return Prompts(self.point_coords, labels, self.strategy)
@@ -108,7 +108,8 @@ class PromptContext:
         cams: float32 (B, H, W) in [0, 1].
         targets: int64 (B,), the class each CAM explains.
         classifier: the classifier (for strategies that score regions), or None.
-        segmenter: a :class:`camseg.segmenters.PromptableSegmenter`, or None.
+        segmenter: a :class:`camseg.segmenters.PromptableSegmenter <camseg.segmenters.base.PromptableSegmenter>`,
+            or None.
     """
 
     images: np.ndarray

@@ -165,6 +165,13 @@ FEATURES: tuple[str, ...] = ("cam_support", "cam_mass", "peak_inside", "agreemen
 CLASSIFIER_FEATURES: frozenset[str] = frozenset({"similarity", "keep", "deletion", "removal"})
 """Features that need classifier runs (the rest are cheap)."""
 
+CLASSIFIER_RUNS: dict[str, str] = {"keep": "alone", "similarity": "alone", "deletion": "deleted", "removal": "removed"}
+"""The classifier run each classifier feature comes from: the region alone (``keep`` and
+``similarity`` share it), the image with the region deleted, or with it inpainted away."""
+
+CLASSIFIER_RUN_KINDS: tuple[str, ...] = ("alone", "deleted", "removed")
+"""The classifier runs, in the order a batched search (:class:`MaskScoring`) refines a region's bound."""
+
 
 def _dilate(masks: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0 or not len(masks):
@@ -320,54 +327,98 @@ class RegionEvidence:
         if self.classifier is None or self.normalized is None:
             raise ValueError("this feature needs the classifier and the normalised image")
 
-    def _fill_alone(self, idx: np.ndarray) -> None:
-        todo = [int(k) for k in idx if np.isnan(self._alone[k, 0])]
-        if not todo:
-            return
+    # One classifier run per region and kind (see CLASSIFIER_RUNS): ``missing`` says which regions
+    # still need it, ``run_inputs`` builds their normalised batch, ``store_run`` keeps what the
+    # classifier said. The features call them for one image (``_fill``); :func:`run_classifier`
+    # does the same for the regions of many images in shared batches. Both store the same numbers
+    # through the same code, so a feature does not depend on which of the two computed it (up to
+    # the classifier's own float differences between batch sizes).
+
+    def _store(self, run: str) -> np.ndarray:
+        if run not in CLASSIFIER_RUN_KINDS:
+            raise ValueError(f"unknown classifier run {run!r}; expected one of {', '.join(CLASSIFIER_RUN_KINDS)}")
+        return {"alone": self._alone[:, 0], "deleted": self._deleted, "removed": self._removed}[run]
+
+    def missing(self, run: str, idx: np.ndarray) -> list[int]:
+        """The regions of ``idx`` (distinct, in order) that ``run`` (``"alone"``, ``"deleted"``,
+        ``"removed"``) has not been computed for yet."""
+        store = self._store(run)
+        return list(dict.fromkeys(int(k) for k in np.asarray(idx, np.int64).reshape(-1) if np.isnan(store[k])))
+
+    def known(self, feature: str, idx: np.ndarray) -> np.ndarray:
+        """The classifier feature ``feature`` (``keep``, ``similarity``, ``deletion``,
+        ``removal``) of the regions ``idx`` where already computed, NaN elsewhere; float64 (k,).
+        Runs nothing."""
+        idx = np.asarray(idx, np.int64)
+        values = {"keep": lambda: self._alone[idx, 0], "similarity": lambda: self._alone[idx, 1],
+                  "deletion": lambda: self._deleted[idx], "removal": lambda: self._removed[idx]}
+        if feature not in values:
+            raise ValueError(f"{feature!r} is not a classifier feature; expected one of "
+                             f"{', '.join(sorted(CLASSIFIER_FEATURES))}")
+        return values[feature]().copy()
+
+    def run_inputs(self, run: str, todo: Sequence[int], radius: int = 3) -> torch.Tensor:
+        """The classifier's input for ``run`` on the regions ``todo``: float (k, 3, H, W) on the
+        classifier's device, one normalised image per region: ``"alone"``: the region alone (the
+        rest 0, the dataset mean); ``"deleted"``: the image with the region set to 0;
+        ``"removed"``: the image with the region (grown by one pixel) inpainted (Telea,
+        ``radius`` px)."""
+        self._store(run)
         self._need_classifier()
+        todo = [int(k) for k in todo]
+        if run == "removed":
+            image = self._need_image()
+            painted = np.stack([cv2.inpaint(image, self._grown(1)[k].astype(np.uint8), radius, cv2.INPAINT_TELEA)
+                                for k in todo])
+            return normalize(painted).to(self.device)
         m = torch.from_numpy(self.regions.masks[todo]).to(self.device)[:, None]
-        probs, feats = classifier_outputs(self.classifier, torch.where(m, self.normalized[None], 0.0),
-                                          self.batch_size)
+        if run == "alone":
+            return torch.where(m, self.normalized[None], 0.0)
+        return torch.where(m, 0.0, self.normalized[None])
+
+    def store_run(self, run: str, todo: Sequence[int], probs: torch.Tensor, feats: torch.Tensor) -> None:
+        """Keep the classifier's softmax ``probs`` (k, C) and penultimate ``feats`` (k, D) for
+        ``run`` on the regions ``todo`` (the rows of :meth:`run_inputs` ``(run, todo)``)."""
+        todo = [int(k) for k in todo]
+        self._store(run)
         self.classifier_images += len(todo)
-        sim = torch.nn.functional.cosine_similarity(feats, self.whole()[1][None]).clamp(0, 1)
-        self._alone[todo, 0] = probs[:, self.target].clamp(0, 1).float().cpu().numpy()
-        self._alone[todo, 1] = sim.float().cpu().numpy()
+        if run == "alone":
+            sim = torch.nn.functional.cosine_similarity(feats, self.whole()[1][None]).clamp(0, 1)
+            self._alone[todo, 0] = probs[:, self.target].clamp(0, 1).float().cpu().numpy()
+            self._alone[todo, 1] = sim.float().cpu().numpy()
+        else:
+            before = float(self.whole()[0][self.target])
+            store = self._deleted if run == "deleted" else self._removed
+            store[todo] = np.clip(before - probs[:, self.target].float().cpu().numpy(), 0.0, 1.0)
+
+    def _fill(self, run: str, idx: np.ndarray, radius: int = 3) -> None:
+        """Run the classifier for ``run`` on the regions of ``idx`` not yet run, in one batch."""
+        todo = self.missing(run, idx)
+        if todo:
+            self._need_classifier()
+            probs, feats = classifier_outputs(self.classifier, self.run_inputs(run, todo, radius), self.batch_size)
+            self.store_run(run, todo, probs, feats)
 
     def keep(self, idx: np.ndarray) -> np.ndarray:
         """Probability of the target when the classifier sees only the region (rest at the
         dataset mean, 0 in the normalised input), for the regions ``idx``."""
         idx = np.asarray(idx, np.int64)
-        self._fill_alone(idx)
+        self._fill("alone", idx)
         return self._alone[idx, 0]
 
     def similarity(self, idx: np.ndarray) -> np.ndarray:
         """Cosine similarity (clipped at 0) of the classifier's penultimate features of the
         region alone with those of the whole image, for the regions ``idx``."""
         idx = np.asarray(idx, np.int64)
-        self._fill_alone(idx)
+        self._fill("alone", idx)
         return self._alone[idx, 1]
-
-    def _drop(self, store: np.ndarray, idx: np.ndarray, inputs: Callable[[list[int]], torch.Tensor]) -> np.ndarray:
-        """The target's probability drop, clipped to [0, 1], for the regions ``idx``: the
-        classifier sees ``inputs(todo)`` (a normalised batch, one image per region not yet in
-        ``store``) once, and the results stay in ``store`` (K,)."""
-        idx = np.asarray(idx, np.int64)
-        todo = [int(k) for k in idx if np.isnan(store[k])]
-        if todo:
-            self._need_classifier()
-            probs, _ = classifier_outputs(self.classifier, inputs(todo), self.batch_size)
-            self.classifier_images += len(todo)
-            before = float(self.whole()[0][self.target])
-            store[todo] = np.clip(before - probs[:, self.target].float().cpu().numpy(), 0.0, 1.0)
-        return store[idx]
 
     def deletion(self, idx: np.ndarray) -> np.ndarray:
         """How much the target's probability drops when the region is removed (set to the
         dataset mean), clipped to [0, 1], for the regions ``idx``."""
-        def inputs(todo: list[int]) -> torch.Tensor:
-            m = torch.from_numpy(self.regions.masks[todo]).to(self.device)[:, None]
-            return torch.where(m, 0.0, self.normalized[None])
-        return self._drop(self._deleted, idx, inputs)
+        idx = np.asarray(idx, np.int64)
+        self._fill("deleted", idx)
+        return self._deleted[idx]
 
     def removal(self, idx: np.ndarray, radius: int = 3) -> np.ndarray:
         """How much the target's probability drops when the region (grown by one pixel) is
@@ -378,12 +429,9 @@ class RegionEvidence:
         silhouette (a shape the classifier may still recognise), inpainting takes the
         object away.
         """
-        def inputs(todo: list[int]) -> torch.Tensor:
-            image = self._need_image()
-            painted = np.stack([cv2.inpaint(image, self._grown(1)[k].astype(np.uint8), radius, cv2.INPAINT_TELEA)
-                                for k in todo])
-            return normalize(painted).to(self.device)
-        return self._drop(self._removed, idx, inputs)
+        idx = np.asarray(idx, np.int64)
+        self._fill("removed", idx, radius)
+        return self._removed[idx]
 
     def features(self, idx: np.ndarray | None = None, names: Sequence[str] = FEATURES) -> dict[str, np.ndarray]:
         """Named features (each (k,), in [0, 1]) of the regions ``idx`` (default: all).
@@ -420,6 +468,41 @@ def classifier_outputs(classifier: nn.Module, x: torch.Tensor, batch_size: int =
     finally:
         handle.remove()
     return torch.cat(probs), torch.cat(feats)
+
+
+def run_classifier(requests: Sequence[tuple[RegionEvidence, str, Sequence[int]]], batch_size: int = 32) -> int:
+    """Compute classifier runs for the regions of many images in shared batches.
+
+    Each request ``(evidence, run, regions)`` asks for ``run`` (``"alone"``, ``"deleted"``,
+    ``"removed"``: :data:`CLASSIFIER_RUNS`) on some regions of one image; regions already
+    computed are skipped. The inputs of all requests (:meth:`RegionEvidence.run_inputs`) go
+    through the classifier together, ``batch_size`` images per forward pass, and each image's
+    answers are stored in its evidence (:meth:`RegionEvidence.store_run`), as if it had run
+    them itself. Requests for different classifiers run separately.
+
+    Returns:
+        How many images went through a classifier.
+    """
+    groups: dict[int, list[tuple[RegionEvidence, str, list[int]]]] = {}
+    seen: set[tuple[int, str, int]] = set()
+    for ev, run, idx in requests:
+        todo = [k for k in ev.missing(run, idx) if (id(ev), run, k) not in seen]
+        if not todo:
+            continue
+        ev._need_classifier()
+        seen.update((id(ev), run, k) for k in todo)
+        groups.setdefault(id(ev.classifier), []).append((ev, run, todo))
+    total = 0
+    for jobs in groups.values():
+        x = torch.cat([ev.run_inputs(run, todo) for ev, run, todo in jobs])
+        probs, feats = classifier_outputs(jobs[0][0].classifier, x, batch_size)
+        start = 0
+        for ev, run, todo in jobs:
+            stop = start + len(todo)
+            ev.store_run(run, todo, probs[start:stop], feats[start:stop])
+            start = stop
+        total += len(x)
+    return total
 
 
 def _last_linear(model: nn.Module) -> nn.Linear:
@@ -587,7 +670,7 @@ FITTED_SCORE = LinearScore((
     ("keep", 0.2241),
     ("removal", 2.5748),
 ), -9.7231, name="fitted")
-"""camseg's default region score: a logistic combination of twelve evidence features.
+"""camseg's default region score, a logistic combination of twelve evidence features.
 
 Fitted by ``python -m camseg.evaluation.regionfit --data artifacts/data --checkpoint
 artifacts/classifier-efficientnet_lite0.pt artifacts/classifier-efficientnet_lite0-seed1.pt

@@ -18,14 +18,15 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from camseg.build.artifacts import Artifacts, CamStudy, build_artifacts, load_predictions
+from camseg.build.artifacts import Artifacts, CamStudy, build_artifacts, default_workdir, load_predictions
+from camseg.build.bundle import PUBLISHED_URL
 from camseg.build.suite import SuiteResults
 
 __all__ = ["Book", "glue_values", "reproducibility_markdown", "setup"]
@@ -408,32 +409,43 @@ def comparison_sentences(v: Mapping[str, float]) -> dict[str, str]:
     return {"oracle_gap": oracle_gap, "degraded_cause": cause}
 
 
+def _study_values(study: CamStudy | None) -> dict[str, object]:
+    """The glue values of the CAM study (none without one)."""
+    from camseg.publishing.tables import baseline_threshold
+
+    v: dict[str, object] = {}
+    if study is None:
+        return v
+    if study.cam_only_iou:
+        v["cam_only_t"], v["cam_only"], _ = baseline_threshold(study, "cam_only")
+    if study.cam_slic_iou:
+        v["cam_slic_t"], v["cam_slic"], _ = baseline_threshold(study, "cam_slic")
+    rows, default = study.rows, study.default_row
+    pp = next((r for r in rows if default and r.method == "Grad-CAM++" and r.layers == default.layers), None)
+    best_pg = max(rows, key=lambda r: r.pointing_game) if rows else None
+    if default:
+        v["cam_default_layer"] = " + ".join(str(n).replace("backbone.", "") for n in default.layers)
+        v["cam_default_mass"], v["cam_default_pg"] = default.mass_inside, default.pointing_game
+    if pp:
+        v["cam_pp_mass"], v["cam_pp_pg"] = pp.mass_inside, pp.pointing_game
+    if best_pg:
+        v["cam_best_pg"], v["cam_best_pg_mass"] = best_pg.pointing_game, best_pg.mass_inside
+        v["cam_best_pg_name"] = (f"{best_pg.method} on "
+                                 + " + ".join(str(n).replace("backbone.", "") for n in best_pg.layers))
+    return v
+
+
 def glue_values(res: Artifacts) -> dict[str, object]:
-    """Every number the chapters quote, by glue key (plain floats, ints and short strings).
+    """Every number the chapters quote, by glue key (plain floats, ints and short strings): those of
+    the classifier always, of the evaluations and the CAM study where the results hold them.
 
     Keys start with the chapter's prefix: ``intro_``, ``data_``, ``cam_``, ``pr_``,
     ``seg_``, ``d_``; ``backend`` is shared.
     """
-    from camseg.publishing.tables import baseline_threshold
-
     meta = res.meta
-    if res.clean is None:
-        raise ValueError("glue_values needs the clean evaluation (Artifacts.clean is None)")
-    clean, degr = res.clean.raw, (res.degraded or res.clean).raw
-    pc, pdg = clean["pipelines"], degr["pipelines"]
-    sc, sdg = clean["strategies"], degr["strategies"]
-    study = res.cam_study
-    cam_only_t, cam_only, _ = baseline_threshold(study, "cam_only") if study and study.cam_only_iou else (None,) * 3
-    slic_t, slic, _ = baseline_threshold(study, "cam_slic") if study and study.cam_slic_iou else (None,) * 3
-    rows = study.rows if study else ()
-    default = study.default_row if study else None
-    pp = next((r for r in rows if default and r.method == "Grad-CAM++" and r.layers == default.layers), None)
-    best_pg = max(rows, key=lambda r: r.pointing_game) if rows else None
     v: dict[str, object] = {
         "backend": res.backend.name,
-        "n_test": int(clean["n_images"]),
         "acc": float(meta["test_accuracy"]),
-        "acc_deg": float(degr["classifier_accuracy"]),
         "val_acc": float(meta.get("val_accuracy") or float("nan")),
         "best_epoch": int(meta.get("best_epoch") or 0),
         "epochs": int(meta.get("epochs") or 0),
@@ -441,6 +453,14 @@ def glue_values(res: Artifacts) -> dict[str, object]:
         "arch": str(meta["arch"]),
         "weights": str(meta.get("initial_weights", "")),
     }
+    v.update(_study_values(res.cam_study))
+    if res.clean is None:  # a chapter that shows no evaluation
+        return v
+    clean, degr = res.clean.raw, (res.degraded or res.clean).raw
+    pc, pdg = clean["pipelines"], degr["pipelines"]
+    sc, sdg = clean["strategies"], degr["strategies"]
+    v["n_test"] = int(clean["n_images"])
+    v["acc_deg"] = float(degr["classifier_accuracy"])
     for name in ("center", "foreground", "foreground_background", "oracle"):
         short = {"center": "center", "foreground": "fg", "foreground_background": "fb", "oracle": "oracle"}[name]
         v[f"iou_{short}"] = float(pc[name]["iou"])
@@ -457,32 +477,43 @@ def glue_values(res: Artifacts) -> dict[str, object]:
         if name in sc:
             v[f"pr_{name}"] = float(sc[name]["fg_hit_rate"])
             v[f"pr_{name}_deg"] = float(sdg[name]["fg_hit_rate"])
-    if cam_only is not None:
-        v["cam_only"], v["cam_only_t"] = cam_only, cam_only_t
-    if slic is not None:
-        v["cam_slic"], v["cam_slic_t"] = slic, slic_t
-    if default:
-        v["cam_default_layer"] = " + ".join(str(n).replace("backbone.", "") for n in default.layers)
-        v["cam_default_mass"], v["cam_default_pg"] = default.mass_inside, default.pointing_game
-    if pp:
-        v["cam_pp_mass"], v["cam_pp_pg"] = pp.mass_inside, pp.pointing_game
-    if best_pg:
-        v["cam_best_pg"], v["cam_best_pg_mass"] = best_pg.pointing_game, best_pg.mass_inside
-        v["cam_best_pg_name"] = (f"{best_pg.method} on "
-                                 + " + ".join(str(n).replace("backbone.", "") for n in best_pg.layers))
     return v
 
 
+def _install_bundle(source: str, work: Path) -> None:
+    """Install the results bundle at ``source`` into ``work``; warn (and let the chapter compute) when it
+    cannot be had or does not fit this camseg."""
+    import warnings
+
+    from camseg.build.bundle import BundleError, fetch_bundle
+
+    try:
+        info = fetch_bundle(source, work, progress=True)
+    except BundleError as exc:
+        warnings.warn(f"{exc}; computing the results here instead (minutes on a CPU)", UserWarning, stacklevel=3)
+        return
+    print(f"results bundle {source} installed into {work} ({info.installed} files, built on {info.device} "
+          f"with {info.backend.get('name')})")
+
+
 def setup(workdir: str | os.PathLike | None = None, seed: int = 0, segmenter: str | None = None,
-          device: str | None = None, suite: bool = False) -> Book:
+          device: str | None = None, shows: Collection[str] = ("evaluations", "cam_study"),
+          recompute: bool = False, bundle: str | None = None) -> Book:
     """Load the results, register the glue values and make figures sharp; return a :class:`Book`.
 
     Meant as the one hidden set-up line of a chapter; outside a notebook
     (no IPython kernel) it only loads the results. ``segmenter``/``device``:
     as :func:`camseg.build.artifacts.build_artifacts` (None: ``$CAMSEG_SEGMENTER``/``$CAMSEG_DEVICE``,
-    else auto). A chapter computes only what it shows: ``suite=True`` only where it shows the
-    classifier seeds and the shift suite (:attr:`Book.suite`), which a lone chapter in an empty
-    folder would otherwise not train and evaluate.
+    else auto).
+
+    A chapter computes only what it shows: ``shows`` names the parts of
+    :func:`~camseg.build.artifacts.build_artifacts` it needs beyond the dataset and the classifier
+    (``"evaluations"``, ``"cam_study"``, ``"suite"``). A chapter opened alone, in a folder without
+    results, first installs the published results bundle (``bundle``: a URL or path, default
+    ``$CAMSEG_BUNDLE_URL`` or :data:`camseg.build.bundle.PUBLISHED_URL`; hash-verified and cached,
+    :func:`camseg.build.bundle.fetch_bundle`), so it shows the book's exact numbers in seconds;
+    ``recompute=True`` computes them here instead, as does a bundle that cannot be had (with a
+    warning that says why).
     """
     import warnings
 
@@ -493,7 +524,10 @@ def setup(workdir: str | os.PathLike | None = None, seed: int = 0, segmenter: st
         set_matplotlib_formats("retina")
     except (ImportError, AttributeError, ValueError):  # not in a notebook
         pass
-    res = build_artifacts(workdir, seed=seed, segmenter=segmenter, device=device, suite=suite)
+    work = Path(workdir) if workdir is not None else default_workdir()
+    if not recompute and not (work / "eval" / "test-clean.json").is_file():
+        _install_bundle(bundle or os.environ.get("CAMSEG_BUNDLE_URL") or PUBLISHED_URL, work)
+    res = build_artifacts(work, seed=seed, segmenter=segmenter, device=device, parts=shows)
     try:
         from IPython import get_ipython
 

@@ -1,31 +1,34 @@
 """Pluggable promptable segmenters: SAM and offline backends behind one interface.
 
-Every backend follows :class:`PromptableSegmenter`: ``set_image(image)`` with
-a uint8 (H, W, 3) RGB image, then ``predict(point_coords, point_labels)`` with
-points (N, 2) in **(x, y)** pixel order and labels (N,) int64 (1 =
-foreground, 0 = background), returning a :class:`SegmentResult` (bool (H, W)
-mask, score, backend name).
+Every backend follows :class:`~camseg.segmenters.base.PromptableSegmenter`:
+``set_image(image)`` with a uint8 (H, W, 3) RGB image, then
+``predict(point_coords, point_labels)`` with points (N, 2) in **(x, y)** pixel
+order and labels (N,) int64 (1 = foreground, 0 = background), returning a
+:class:`~camseg.segmenters.base.SegmentResult` (bool (H, W) mask, score,
+backend name).
 
-Registry (:data:`SEGMENTERS`, :func:`get_segmenter`):
+Registry (:data:`~camseg.segmenters.registry.SEGMENTERS`,
+:func:`~camseg.segmenters.choice.get_segmenter`):
 
-=================  ========================================================
-name               backend
-=================  ========================================================
-``"auto"``         SAM ``vit_b`` when its checkpoint is on this machine
-                   (argument, ``$CAMSEG_SAM_CHECKPOINT`` or the cache) or
-                   can be downloaded (a HEAD request bounded to 3 s, see
-                   :func:`choose_backend`), else the default offline
-                   backend, with a warning that says why
-``"sam"``          :class:`SamSegmenter` ``vit_b`` (downloads if needed)
-``"sam-vit_b"``,   :class:`SamSegmenter` with that model type
+==================  ========================================================
+name                backend
+==================  ========================================================
+``"auto"``          SAM ``vit_b`` when its checkpoint is on this machine
+                    (argument, ``$CAMSEG_SAM_CHECKPOINT`` or the cache) or
+                    can be downloaded (a HEAD request bounded to 3 s, see
+                    :func:`~camseg.segmenters.choice.choose_backend`), else
+                    the default offline backend, with a warning that says why
+``"sam"``           :class:`~camseg.segmenters.sam.SamSegmenter` ``vit_b``
+                    (downloads if needed)
+``"sam-vit_b"``,    :class:`~camseg.segmenters.sam.SamSegmenter` with that model type
 ``"sam-vit_l"``,
 ``"sam-vit_h"``
-``"offline"``      the default offline backend, ``"regiongrow"``
-``"regiongrow"``   :class:`RegionGrowSegmenter`
-``"floodfill"``    :class:`FloodFillSegmenter`
-``"grabcut"``      :class:`GrabCutSegmenter`
-``"randomwalker"`` :class:`RandomWalkerSegmenter`
-=================  ========================================================
+``"offline"``       the default offline backend, ``"regiongrow"``
+``"regiongrow"``    :class:`~camseg.segmenters.offline.RegionGrowSegmenter`
+``"floodfill"``     :class:`~camseg.segmenters.offline.FloodFillSegmenter`
+``"grabcut"``       :class:`~camseg.segmenters.offline.GrabCutSegmenter`
+``"randomwalker"``  :class:`~camseg.segmenters.offline.RandomWalkerSegmenter`
+==================  ========================================================
 
 ``segment_anything`` is imported only when a SAM backend is made.
 

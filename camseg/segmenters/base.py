@@ -1,8 +1,8 @@
 """The promptable-segmenter interface shared by every backend.
 
-Modelled on ``segment_anything.SamPredictor``: :meth:`set_image` does the
+Modelled on ``segment_anything.SamPredictor``: :meth:`~PromptableSegmenter.set_image` does the
 expensive per-image work once (SAM: the image embedding), then
-:meth:`predict` answers any number of point prompts cheaply from that state.
+:meth:`~PromptableSegmenter.predict` answers any number of point prompts cheaply from that state.
 
 Conventions (the same everywhere in camseg):
 

@@ -43,7 +43,7 @@ class BackendChoice:
     """A resolved segmenter name and the reason for it.
 
     Attributes:
-        name: a key of :data:`camseg.segmenters.SEGMENTERS` (never ``"auto"``).
+        name: a key of :data:`camseg.segmenters.SEGMENTERS <camseg.segmenters.registry.SEGMENTERS>` (never ``"auto"``).
         reason: one sentence for the reader, e.g. "SAM vit_b weights found at ...".
         requested: what was asked for (``"auto"``, ``"sam"``, ...).
         download: True when SAM's checkpoint is not local and will be downloaded.
@@ -125,7 +125,7 @@ def get_segmenter(name: str = "auto", **kwargs) -> PromptableSegmenter:
     """Make a segmenter by name.
 
     Args:
-        name: a key of :data:`SEGMENTERS`, or ``"auto"``: SAM ``vit_b`` when a
+        name: a key of :data:`~camseg.segmenters.registry.SEGMENTERS`, or ``"auto"``: SAM ``vit_b`` when a
             checkpoint is available locally (``checkpoint=`` in ``kwargs``,
             ``$CAMSEG_SAM_CHECKPOINT`` or the cache folder) or can be
             downloaded (bounded check, :func:`choose_backend`), or ``model=``

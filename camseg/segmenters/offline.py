@@ -31,7 +31,7 @@ clean and degraded, with an oracle point and a jittered one, and the time per
 ``predict``); the choice of the default is argued in
 :class:`RegionGrowSegmenter`.
 
-Scores (:attr:`SegmentResult.score`) are a contrast-based confidence in
+Scores (:attr:`~camseg.segmenters.base.SegmentResult.score`) are a contrast-based confidence in
 [0, 1]: 1 minus the ratio of the typical colour distance (to the mask's median
 colour) inside the mask to that in a 2-pixel ring around it (random walker:
 the mean foreground probability inside the mask). Compare them only within
@@ -341,7 +341,7 @@ def stable_tolerance(areas: np.ndarray, steps: np.ndarray, stability: float, pla
     within ``1 + plateau`` of that one: past it the region spills into the background.
 
     Args:
-        areas: float (S,), the region's area at each tolerance (:func:`area_curve`).
+        areas: float (S,), the region's area at each tolerance (``area_curve``).
         steps: float (S,), increasing tolerances.
 
     Returns:

@@ -68,14 +68,14 @@ SAM_MODEL_TYPES = tuple(SAM_CHECKPOINTS)
 """``("vit_b", "vit_l", "vit_h")``."""
 
 EMBEDDING_BYTES = 256 * 64 * 64 * 4
-"""Bytes of one cached SAM image embedding (float32 (1, 256, 64, 64)): 4 MiB, for every model type."""
+"""Bytes of one cached SAM image embedding, float32 (1, 256, 64, 64), 4 MiB for every model type."""
 
 
 def load_sam(model_type: str, checkpoint: str | os.PathLike, device: str | torch.device = "auto") -> Sam:
     """Build segment-anything's ``Sam`` for ``model_type`` and load ``checkpoint`` into it.
 
     The file is read with ``torch.load(..., weights_only=True)`` and loaded
-    strictly. A file that cannot be loaded raises :class:`CheckpointError`;
+    strictly. A file that cannot be loaded raises :class:`~camseg.segmenters.checkpoints.CheckpointError`;
     if it lies in the cache folder it is first moved aside
     (``<name>.corrupt``), so it is never taken again.
 
@@ -239,7 +239,7 @@ class SamSegmenter(BaseSegmenter):
             CPU), ``"fp32"``, ``"fp16"`` or ``"bf16"`` (the last two on CUDA
             only). Embeddings are stored as float32 either way; the disk
             cache keeps each precision apart.
-        batch_prompts: how :meth:`predict_batch` decodes K prompts: True (one
+        batch_prompts: how :meth:`~camseg.segmenters.base.BaseSegmenter.predict_batch` decodes K prompts: True (one
             prompt-encoder/mask-decoder pass), False (K passes), ``"auto"``
             (one pass on CUDA, K passes on the CPU, where batching was
             measured slower: ``benchmarks/predict_batch.py``). Masks are the

@@ -101,7 +101,7 @@ def autocast(device: str | torch.device, enabled: bool = True, dtype: torch.dtyp
     Args:
         device: where the computation runs.
         enabled: False: full precision everywhere.
-        dtype: ``torch.float16`` or ``torch.bfloat16`` (default :func:`autocast_dtype`).
+        dtype: ``torch.float16`` or ``torch.bfloat16`` (default ``autocast_dtype``).
     """
     dev = torch.device(device) if not isinstance(device, torch.device) else device
     dtype = dtype or autocast_dtype(dev)
