@@ -226,3 +226,20 @@ def test_set_cpu_threads_sets_torch_and_opencv_and_rejects_bad_counts():
     for bad in (0, -2, 1.5, True, "2"):
         with pytest.raises(ValueError, match="threads must be an integer >= 1"):
             set_cpu_threads(bad)
+
+
+def test_progressive_resizing_trains_early_epochs_small_and_keeps_the_model_scale(tiny_dataset):
+    from camseg.models.classifier import train_classifier
+
+    with pytest.raises(ValueError, match="warmup_epochs must be in 0..0"):
+        train_classifier(tiny_dataset, arch="resnet18", epochs=1, warmup_epochs=1, pretrained=False, log=None,
+                         progress=False)
+    with pytest.raises(ValueError, match="warmup_scale must be in"):
+        train_classifier(tiny_dataset, arch="resnet18", epochs=2, warmup_epochs=1, warmup_scale=0.1,
+                         pretrained=False, log=None, progress=False)
+    seen = []
+    res = train_classifier(tiny_dataset, arch="resnet18", epochs=2, batch_size=5, warmup_epochs=1,
+                           warmup_scale=1.0, input_scale=2.0, pretrained=False, progress=False,
+                           log=lambda line: seen.append(line))
+    assert res.meta["warmup_epochs"] == 1 and res.meta["warmup_scale"] == 1.0
+    assert res.model.input_scale == 2.0 and res.meta["input_scale"] == 2.0 and len(res.history) == 2
