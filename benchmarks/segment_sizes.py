@@ -88,8 +88,8 @@ def main() -> None:
                 rows.append((f"{w} x {h}", name, wall, rss, score, f"{said.group(1)} {said.group(2)}" if said else ""))
                 print(f"{w} x {h}  {name:28s} {wall:6.1f} s  {rss:7.0f} MiB  IoU {score:.3f}  {rows[-1][-1]}",
                       flush=True)
-    print(f"\ntest image {args.index} ({ds.image_paths[args.index].name}), label "
-          f"{open(ds.mask_paths[args.index].parent.parent.parent / 'labels' / 'test' / (ds.stems[args.index] + '.txt')).read().strip()}")
+    label_file = ds.mask_paths[args.index].parents[2] / "labels" / "test" / f"{ds.stems[args.index]}.txt"
+    print(f"\ntest image {args.index} ({ds.image_paths[args.index].name}), label {label_file.read_text().strip()}")
     print("| size | way | wall (s) | peak RSS (MiB) | IoU | class, p |\n| --- | --- | ---: | ---: | ---: | --- |")
     for size, name, wall, rss, score, said in rows:
         print(f"| {size} | {name} | {wall:.1f} | {rss:.0f} | {score:.3f} | {said} |")

@@ -33,7 +33,8 @@ def int_range(lo: int, hi: int | None = None) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < lo or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"expected an integer {'>= ' + str(lo) if hi is None else f'in {lo}..{hi}'}"
+            bounds = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+            raise argparse.ArgumentTypeError(f"expected an integer {bounds}"
                                              f", got {value}")
         return value
 
@@ -449,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_evaluate)
 
     g = sub.add_parser("segment", help="segment one image with no user input")
-    g.add_argument("image", help="an image file of any size and mode (greyscale, 16-bit, palette, alpha: see camseg.data.io)")
+    g.add_argument("image", help="an image file of any size and mode (greyscale, 16-bit, palette, alpha: "
+                                 "see camseg.data.io)")
     g.add_argument("--out", required=True, help="mask to write, 255 = object, at the image's size (.png, .bmp, .tif)")
     g.add_argument("--target", default=None, help="class name to segment (default: the top class)")
     g.add_argument("--checkpoint", default="artifacts/classifier-efficientnet_lite0.pt")
@@ -460,7 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_cmd_segment)
 
     r = sub.add_parser("report", help="the 1-2 page PDF report (WeasyPrint) from the cached results")
-    r.add_argument("--workdir", default=None, help="where artefacts are cached (default $CAMSEG_WORKDIR, else ./artifacts)")
+    r.add_argument("--workdir", default=None,
+                   help="where artefacts are cached (default $CAMSEG_WORKDIR, else ./artifacts)")
     r.add_argument("--out", default="_build/report.pdf")
     r.add_argument("--seed", type=int_range(0), default=0)
     r.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found or can be downloaded, "
@@ -472,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_report)
 
     m = sub.add_parser("build", help="the main job: dataset, classifier, evaluations (cached), book, report")
-    m.add_argument("--workdir", default=None, help="where artefacts are cached (default $CAMSEG_WORKDIR, else ./artifacts)")
+    m.add_argument("--workdir", default=None,
+                   help="where artefacts are cached (default $CAMSEG_WORKDIR, else ./artifacts)")
     m.add_argument("--seed", type=int_range(0), default=None, help="default 0 (with --from-bundle: the bundle's)")
     m.add_argument("--segmenter", default="auto", help="auto: SAM if its checkpoint is found or can be downloaded, "
                    "else offline; the chapters use the same")
@@ -504,7 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_debug(sub: argparse._SubParsersAction) -> None:
     """``--debug`` after any subcommand too (``camseg segment ... --debug``)."""
     for p in sub.choices.values():
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the full traceback of an error")
         for action in p._actions:
             if isinstance(action, argparse._SubParsersAction):
                 _add_debug(action)

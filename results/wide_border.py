@@ -89,7 +89,8 @@ def main(argv):
         cells = []
         for g in groups:
             v = np.array([x[r] for (gg, _), x in zip(jobs, res, strict=True) if gg == g])
-            cells.append(f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f} ({' / '.join(f'{x:.3f}' for x in v)})")
+            sd = v.std(ddof=1) if len(v) > 1 else 0
+            cells.append(f"{v.mean():.3f} ± {sd:.3f} ({' / '.join(f'{x:.3f}' for x in v)})")
         print(f"| {r} | {' | '.join(cells)} |")
     print("\nclassifiers:", {g: cs for g, cs in groups.items()})
 

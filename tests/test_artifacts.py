@@ -197,7 +197,8 @@ def test_presentation_modules_left_out_of_the_digest_exist():
     from camseg.build.keys import PRESENTATION_MODULES, is_presentation
 
     here = Path(camseg.__file__).parent
-    assert all((here / name).is_dir() if name.endswith("/") else (here / name).is_file() for name in PRESENTATION_MODULES)
+    assert all((here / name).is_dir() if name.endswith("/") else (here / name).is_file()
+               for name in PRESENTATION_MODULES)
     computing = ["evaluation/evaluate.py", "prompting/regions.py", "prompting/prompts.py", "models/cam.py",
                  "build/artifacts.py", "data/dataset.py", "segmenters/offline.py"]
     assert not any(is_presentation(m) for m in computing)

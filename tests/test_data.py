@@ -71,7 +71,8 @@ def test_square_and_diamond_do_not_overlap():
 
 
 def test_render_known_square():
-    spec = ShapeSpec(CLASSES.index("square"), (32.2, 24.2), 10 * np.sqrt(2), 0.0, (10, 20, 30))  # vertices at x 22.2, 42.2
+    # vertices at x 22.2, 42.2
+    spec = ShapeSpec(CLASSES.index("square"), (32.2, 24.2), 10 * np.sqrt(2), 0.0, (10, 20, 30))
     image, mask = render_sample(np.zeros((32, 32, 3), np.uint8), spec)
     assert image.shape == (48, 64, 3) and mask.shape == (48, 64)
     ys, xs = np.nonzero(mask)
@@ -153,13 +154,15 @@ def test_missing_split(broken):
 
 def test_missing_mask_names_files(broken):
     (broken / "masks" / "test" / "00003.png").unlink()
-    with pytest.raises(DatasetError, match=r"images/test/00003.png, labels/test/00003.txt has no mask \(masks/test/00003.png\)"):
+    with pytest.raises(DatasetError,
+                       match=r"images/test/00003.png, labels/test/00003.txt has no mask \(masks/test/00003.png\)"):
         ShapesDataset(broken, "test")
 
 
 def test_extra_image_names_files(broken):
     shutil.copy(broken / "images" / "test" / "00000.png", broken / "images" / "test" / "extra.png")
-    with pytest.raises(DatasetError, match=r"images/test/extra.png has no mask .* and no label \(labels/test/extra.txt\)"):
+    with pytest.raises(DatasetError,
+                       match=r"images/test/extra.png has no mask .* and no label \(labels/test/extra.txt\)"):
         ShapesDataset(broken, "test")
 
 

@@ -85,7 +85,8 @@ def test_cli_bad_inputs(tiny_dataset, tiny_checkpoint, tmp_path, capsys):
                  str(tmp_path / "m.png"), "--segmenter", "offline"])
     assert code == 2 and "cannot read image" in capsys.readouterr().err
     code = main(["segment", str(tiny_dataset / "images" / "test" / "00000.png"), "--checkpoint",
-                 str(tiny_checkpoint), "--target", "hexagon", "--out", str(tmp_path / "m.png"), "--segmenter", "offline"])
+                 str(tiny_checkpoint), "--target", "hexagon", "--out", str(tmp_path / "m.png"),
+                 "--segmenter", "offline"])
     assert code == 2 and "unknown class name 'hexagon'" in capsys.readouterr().err
     code = main(["evaluate", "--data", str(tmp_path), "--checkpoint", str(tiny_checkpoint), "--segmenter", "offline"])
     assert code == 2 and "missing" in capsys.readouterr().err

@@ -74,8 +74,8 @@ def test_no_two_modules_import_each_other():
 def test_the_layers_contract_holds():
     """import-linter's contracts in pyproject.toml: each stage imports only the stages below it."""
     pytest.importorskip("importlinter")
-    proc = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports; raise SystemExit(lint_imports())"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    code = "from importlinter.cli import lint_imports; raise SystemExit(lint_imports())"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "broken" not in proc.stdout.lower() or " 0 broken" in proc.stdout.lower(), proc.stdout
 

@@ -43,7 +43,8 @@ def test_sample_grid_rejects_mismatch(tiny):
 
 def test_training_curve():
     meta = {"arch": "tiny", "best_epoch": 2, "test_accuracy": 0.9,
-            "history": [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 0.5 + e / 10, "val_accuracy": 0.4 + e / 10}
+            "history": [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 0.5 + e / 10,
+                         "val_accuracy": 0.4 + e / 10}
                         for e in (1, 2, 3)]}
     assert _n_axes(viz.training_curve(meta)) == 2
     with pytest.raises(ValueError, match="history"):

@@ -750,7 +750,8 @@ def build_artifacts(workdir: str | os.PathLike | None = None, seed: int = 0, arc
         ckpt, model, meta = _classifier(data, work, settings, dev, note)
     test = ShapesDataset(data, "test")
     images, labels, masks = test.arrays(progress=False)
-    key = ArtifactKey(choice.name, key_dev, file_sha256(ckpt), camseg_version(), settings.seed, settings.arch, len(test))
+    key = ArtifactKey(choice.name, key_dev, file_sha256(ckpt), camseg_version(), settings.seed, settings.arch,
+                      len(test))
 
     eval_dir = work / "eval"
     both: dict[str, tuple[dict, Path | None]] = {}

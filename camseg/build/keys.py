@@ -16,7 +16,8 @@ def camseg_version() -> str:
     The version alone (``"unknown"`` when camseg is not installed, only on the
     path) would let an evaluation cached by older code pass for current: any
     change to the code of a module under ``camseg/`` that can change a computed
-    number changes the digest (docstrings, comments and layout do not), so evaluations keyed by it are made again (trained checkpoints
+    number changes the digest (docstrings, comments and layout do not), so evaluations keyed by it
+    are made again (trained checkpoints
     are keyed otherwise and kept). Modules that only present results
     (:data:`PRESENTATION_MODULES`) are left out, so editing a table or a
     chapter's helper does not cost a re-evaluation.

@@ -413,7 +413,9 @@ def _source_name(cifar10: object) -> str | None:
     if not isinstance(cifar10, (str, os.PathLike)):
         return getattr(cifar10, "name", None)
     path = Path(cifar10)
-    return "tar" if (path / "train.tar").is_file() else "torchvision" if (path / "cifar-10-batches-py").is_dir() else None
+    if (path / "train.tar").is_file():
+        return "tar"
+    return "torchvision" if (path / "cifar-10-batches-py").is_dir() else None
 
 
 def read_manifest(root: str | os.PathLike) -> dict | None:
@@ -623,7 +625,8 @@ class ShapesDataset(Dataset):
             if lack:
                 problems.append(
                     f"{', '.join(str(files[k][stem].relative_to(self.root)) for k in have)} has no "
-                    + " and no ".join(f"{k[:-1]} ({k}/{split}/{stem}.{'txt' if k == 'labels' else 'png'})" for k in lack)
+                    + " and no ".join(f"{k[:-1]} ({k}/{split}/{stem}.{'txt' if k == 'labels' else 'png'})"
+                                      for k in lack)
                 )
         if problems:
             more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""

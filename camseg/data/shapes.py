@@ -102,7 +102,8 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
     return (int(round(r * 255)), int(round(g * 255)), int(round(b * 255)))
 
 
-def render_sample(background: np.ndarray, spec: ShapeSpec, size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def render_sample(background: np.ndarray, spec: ShapeSpec,
+                  size: tuple[int, int] = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Paste ``spec`` on a CIFAR background.
 
     Args:

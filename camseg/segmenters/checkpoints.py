@@ -320,7 +320,8 @@ def download_checkpoint(
     checked with :func:`verify_checkpoint` (size, SHA-256, MD5) and then
     renamed to ``folder / spec.filename``. On any failure or interruption the
     temporary file is deleted, so nothing incomplete is left under the final
-    name; one left by a killed process is removed by the next download. Uses :class:`pooch.HTTPDownloader` (``requests``) with a timeout.
+    name; one left by a killed process is removed by the next download. Uses
+    :class:`pooch.HTTPDownloader` (``requests``) with a timeout.
 
     Args:
         spec: the file to fetch and its expected facts.

@@ -88,16 +88,24 @@ def _fill_small_holes(mask: np.ndarray, max_fraction: float = 0.05) -> np.ndarra
     return mask | small[labels]
 
 
+def _seed_component(mask: np.ndarray, row: int, col: int) -> tuple[np.ndarray, int]:
+    """The 8-connected component of ``mask`` (bool (H, W)) holding pixel (row, col), which must be
+    in it: (uint8 (H, W), 2 on the component, and its area in pixels). A flood fill from the seed
+    (``cv2.floodFill``) visits only the component, unlike labelling the whole image; the same
+    pixels as ``cv2.connectedComponents(..., connectivity=8)``'s label there."""
+    binary = mask.astype(np.uint8)
+    area = cv2.floodFill(binary, None, (int(col), int(row)), 2, 0, 0, 8)[0]
+    return binary, int(area)
+
+
 def _component_at(mask: np.ndarray, row: int, col: int) -> np.ndarray:
     """The 8-connected component of ``mask`` that holds pixel (row, col), small holes filled;
     just that pixel when it is not in ``mask``."""
-    _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    lab = labels[row, col]
-    if lab == 0:
+    if not mask[row, col]:
         out = np.zeros_like(mask, dtype=bool)
         out[row, col] = True
         return out
-    return _fill_small_holes(labels == lab)
+    return _fill_small_holes(_seed_component(mask, row, col)[0] == 2)
 
 
 def _contrast_score(features: np.ndarray, mask: np.ndarray) -> float:
@@ -316,10 +324,9 @@ class AreaCurve:
 
     def __getitem__(self, k: int) -> float:
         if k not in self._areas:
-            _, labels, stats, _ = cv2.connectedComponentsWithStats((self.dist <= self.steps[k]).astype(np.uint8),
-                                                                   connectivity=8)
-            lab = labels[self.row, self.col]
-            self._areas[k] = float(stats[lab, cv2.CC_STAT_AREA]) if lab else 1.0
+            inside = self.dist <= self.steps[k]
+            self._areas[k] = float(_seed_component(inside, self.row, self.col)[1]) if inside[self.row, self.col] \
+                else 1.0
         return self._areas[k]
 
 
