@@ -56,8 +56,11 @@ def test_glue_values_are_the_results(res):
     assert "rises for CAM maximum (0.700 → 0.760)" in v["pr_degradation"]
     assert "falls for mask scoring, foreground + background" in v["pr_degradation"]
     assert all(isinstance(x, (int, float, str)) for x in v.values())
-    assert v["oracle_gap"] == "within 0.001 of the oracle click (0.992)"
-    assert v["degraded_cause"].startswith("The pipeline loses more than the oracle click (0.060 against 0.030)")
+    assert v["oracle_gap"] == "0.001 below the oracle click (0.992)"  # no seeds: no noise scale
+    assert v["background_change"] == "raises the IoU from 0.990 to 0.991"
+    assert v["acc"] == 0.996 and v["acc_vote"] == 0.99  # the top class; the class the CAM explains
+    assert "--suite-size 0" in v["findings_md"] and v["suite_iou"] == "–"
+    assert "the pipeline loses more (0.060 against 0.030)" in v["degraded_cause"]
 
 
 def test_comparison_sentences_follow_the_numbers():
@@ -65,12 +68,14 @@ def test_comparison_sentences_follow_the_numbers():
          "loss_oracle": 0.038, "hit_fb": 0.76, "hit_fb_deg": 0.79}
     s = book.comparison_sentences(v)
     assert s["oracle_gap"] == "0.239 below the oracle click (0.996)"
-    assert s["degraded_cause"].startswith("The pipeline loses no more than the oracle click (0.000 against 0.038)")
+    assert s["degraded_cause"].startswith("Degrading the images (noise, then JPEG) leaves the pipeline’s IoU the same "
+                                          "(0.757) and lowers that of the oracle click from 0.996 to 0.958: the "
+                                          "prompts hold")
 
 
 def test_degradation_sentence_states_the_sampling_error():
     s = book.degradation_sentence({"center": {"fg_hit_rate": 0.5}}, {"center": {"fg_hit_rate": 0.5}}, 100)
-    assert "is unchanged for image centre" in s and "0.100" in s  # 2 * sqrt(0.25 / 100)
+    assert "stays the same for image centre (0.500)" in s and "0.100" in s  # 2 * sqrt(0.25 / 100)
 
 
 def test_reproducibility_markdown(res, tmp_path):
@@ -124,13 +129,18 @@ def test_backend_sentence_says_why_in_plain_words(make_artifacts, parts, name, e
 
 def test_a_build_without_the_shift_suite_still_makes_the_robustness_chapter(make_artifacts):
     from camseg.evaluation import robustness
-    from camseg.publishing import viz
+    from camseg.publishing import tables, viz
+    from camseg.publishing.findings import suite_findings
 
     s = book.Book(make_artifacts()).suite
     assert s.sets == {} and s.seeds == ()
-    assert len(robustness.headline_frame(s.sets)) == 0
-    assert len(robustness.per_seed_frame(s.sets.get("standard", []), s.seeds)) == 0
-    fig = viz.by_condition(robustness.condition_frames(s.sets), "regiongrow")
+    f = suite_findings(s)
+    assert f is None and tables.suite_table(f).rows == () and "not built" in tables.suite_table(f).title
+    assert tables.suite_detail_table(f).rows == () and tables.failures_suite_table(f).rows == ()
+    assert tables.per_seed_table(s.sets.get("standard", []), s.seeds).rows == ()
+    frames = robustness.condition_frames(s.sets)
+    assert tables.condition_table(frames).rows == () and tables.strategies_suite_table(s.sets).rows == ()
+    fig = viz.by_condition(frames, "regiongrow")
     assert "no shift suite" in " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
 
 

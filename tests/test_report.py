@@ -103,10 +103,11 @@ def test_report_names_sam_as_sam(make_artifacts, parts):
     assert "stand-in for SAM</b>" not in html and "SAM (<b>sam-vit_b</b>)" in html
 
 
-def test_report_improvements_at_most_five_sentences(fake_results):
+def test_report_discussion_at_most_five_sentences(fake_results):
     html = report.report_html(fake_results)
-    section = html.split("Possible improvements</h2>")[1].split("</p>")[0]
+    section = html.split("Discussion</h2>")[1].split("</p>")[0]
     assert 1 <= section.count(". ") + section.rstrip().endswith(".") <= 5
+    assert "several objects" not in html
 
 
 def test_failed_render_leaves_old_pdf(make_artifacts, parts, tmp_path):
@@ -131,3 +132,50 @@ def test_default_workdir(tmp_path, monkeypatch):
     assert artifacts.default_workdir() == tmp_path.resolve() / "artifacts"
     monkeypatch.setenv("CAMSEG_WORKDIR", str(tmp_path / "w"))
     assert artifacts.default_workdir() == tmp_path / "w"
+
+
+def _run(iou: float, oracle: float, explain: str = "top", fail: int = 0, n: int = 20) -> dict:
+    per_image = {"label": [0] * n, "predicted": [0] * n, "cam_peak_hit": [1] * n,
+                 "fg_hit": {"foreground_background": [1] * (n - fail) + [0] * fail},
+                 "iou": {"foreground_background": [0.95] * (n - fail) + [0.0] * fail}}
+    return {"n_images": n, "classifier_accuracy": 0.98, "explain": explain, "per_image": per_image,
+            "pipelines": {"foreground_background": {"iou": iou, "fg_hit_rate": 0.97, "bg_hit_rate": 0.01},
+                          "oracle": {"iou": oracle}},
+            "strategies": {"mask_scoring_similarity": {"fg_hit_rate": 0.9, "iou": 0.9}}}
+
+
+@pytest.fixture()
+def suite():
+    from camseg.build.suite import SuiteResults
+
+    sets = {"standard": [_run(0.8822, 0.9633), _run(0.8801, 0.9633), _run(0.8843, 0.9633)],
+            "plain": [_run(0.91, 0.95)] * 3, "lowcontrast_border": [_run(0.61, 0.66, fail=6)] * 3,
+            "jpeg95": [_run(0.90, 0.95)] * 3, "jpeg50": [_run(0.81, 0.85, fail=2)] * 3,
+            "distractor": [_run(0.85, 0.9, explain="label")] * 3}
+    return SuiteResults(sets=sets, seeds=(0, 1, 2), checkpoints={})
+
+
+def test_report_leads_with_the_shift_suite(make_artifacts, parts, suite, tmp_path):
+    from weasyprint import HTML
+
+    res = make_artifacts(**parts, suite=suite)
+    html = report.report_html(res)
+    out = report.write_report(res, tmp_path / "report.pdf")
+    first, second = (" ".join(p.split()) for p in _pages(out))
+    # page 1: the findings and the robustness table with its spread over the seeds
+    assert "Findings" in first and "Mean ± sd over 3 classifier seeds" in first
+    assert "faint shapes cut by the border" in first and "0.610 ± 0.000" in first and "±" in first
+    assert "its own top class is right for 95.0 %" in first and "the class the CAM explains" in first
+    # page 2: the published solutions by name and link, the discussion built on the findings
+    for r in tables.PUBLISHED:
+        assert r["name"] in second.replace(" ", "") or r["name"] in second
+        assert f'href="{r["url"]}"' in html
+    assert "Discussion" in second and "named shape" in second and "several objects" not in first + second
+    assert "nan" not in (first + second).lower().split() and "within 0.000" not in first + second
+    fills = report.page_fill(HTML(string=html).render())
+    assert len(fills) == 2 and all(f >= 2 / 3 for f in fills), fills
+
+
+def test_report_without_a_suite_says_so(fake_results):
+    html = report.report_html(fake_results)
+    assert "No shift suite in this build" in html and "Mean ± sd" not in html

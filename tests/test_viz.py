@@ -143,3 +143,18 @@ def test_slic_masks_follow_image_edges_and_check_input():
         slic_masks(img.astype(float), cam)
     with pytest.raises(ValueError, match="cams must be"):
         slic_masks(img, cam[:, :10])
+
+
+def test_by_condition_reads_at_column_width():
+    """Horizontal bars: the bins' labels read level, at 10 pt, in an 8-inch (column-wide) figure; an empty bin
+    is absent from the table, never drawn as NaN."""
+    import pandas as pd
+
+    frames = {"shape area (px)": pd.DataFrame({"images": [3, 5], "IoU": [0.5, 0.9], "fg hit": [0.6, 1.0]},
+                                              index=["0–60", "60–120"]),
+              "JPEG quality": pd.DataFrame({"images": [], "IoU": [], "fg hit": []})}
+    fig = viz.by_condition(frames, "regiongrow")
+    assert fig.get_size_inches()[0] == 8 and len(fig.axes) == 1  # the empty frame has no panel
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0–60", "60–120"]
+    assert all(t.get_fontsize() >= 10 and t.get_rotation() == 0 for t in ax.get_yticklabels())

@@ -6,9 +6,11 @@ Pure functions over the JSON-able results of :func:`camseg.evaluation.evaluate.e
 * :func:`mean_sd`: mean and sample standard deviation over training seeds;
 * :func:`by_bins`: a per-image metric averaged within bins of a condition
   (shape area, contrast against the background);
-* :func:`failure_causes`: why the foreground point missed, per image, counted.
+* :func:`failure_causes`: why the foreground point missed, per image, counted;
+* :func:`condition_frames`: IoU and fg hit by shape area, contrast and JPEG quality.
 
-The plots that go with them are in :mod:`camseg.publishing.viz`.
+The tables and plots that go with them are in :mod:`camseg.publishing.tables`,
+:mod:`camseg.publishing.findings` and :mod:`camseg.publishing.viz`.
 """
 
 from __future__ import annotations
@@ -17,10 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = [
-    "CAUSES", "by_bins", "condition_frames", "failure_causes", "failures_frame", "headline_frame", "mean_sd",
-    "per_seed_frame", "seed_table", "sizes_line", "strategies_frame",
-]
+__all__ = ["CAUSES", "CONTRAST_EDGES", "JPEG_SETS", "SIZE_EDGES", "by_bins", "condition_frames", "failure_causes",
+           "mean_sd", "seed_table"]
 
 CAUSES: tuple[str, ...] = ("ok", "segmenter", "region choice", "CAM", "classifier")
 """Outcome of one image of the foreground pipeline, in the order they are tested (see :func:`failure_causes`)."""
@@ -131,68 +131,17 @@ def seed_table(results: Mapping[str, Sequence[Mapping]], pipeline: str = "foregr
 
 
 # --------------------------------------------------------------------------
-# Tables for the book (pandas)
+# Metrics by condition (pandas)
 
 SIZE_EDGES: tuple[float, ...] = (0, 60, 120, 250, 500, 3073)
 """Shape area bins in pixels (8 px across is about 30-50 px of area, 32 px about 500-800)."""
 
 CONTRAST_EDGES: tuple[float, ...] = (0, 30, 45, 60, 100, 450)
-"""Contrast bins: RGB distance between the shape and a 3-pixel ring around it (:func:`camseg.data.profiles.contrast`)."""
+"""The contrast bins, in RGB distance between the shape and a 3-pixel ring around it
+(:func:`camseg.data.profiles.contrast`)."""
 
 JPEG_SETS: dict[str, str] = {"plain": "none", "jpeg95": "95", "jpeg90": "90", "jpeg75": "75", "jpeg50": "50"}
 """Shift sets that differ only in JPEG quality."""
-
-
-def _fmt(pair: tuple[float, float], digits: int = 3) -> str:
-    # narrow no-break spaces: a table cell never wraps inside "0.977 ± 0.011"
-    return f"{pair[0]:.{digits}f}\u202f±\u202f{pair[1]:.{digits}f}"
-
-
-def headline_frame(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreground_background"):
-    """Mean ± sd over seeds per set, as a DataFrame with one row per set (for the book).
-
-    The oracle's IoU (it does not depend on the classifier) is left to the
-    gap column, *oracle − IoU*; images per set and seeds are in :func:`sizes_line`.
-    """
-    import pandas as pd
-
-    rows = seed_table(sets, pipeline)
-    before = {r["set"]: _fmt(r["fg_hit_published"]) for r in rows if "fg_hit_published" in r}
-    return pd.DataFrame({
-        "accuracy ↑": {r["set"]: _fmt(r["accuracy"]) for r in rows},
-        **({"fg hit (published score)": before} if before else {}),
-        "fg hit ↑": {r["set"]: _fmt(r["fg_hit"]) for r in rows},
-        "IoU ↑": {r["set"]: _fmt(r["iou"]) for r in rows},
-        "oracle − IoU ↓": {r["set"]: f"{r['oracle_iou'][0] - r['iou'][0]:.3f}" for r in rows},
-        "bg in shape ↓": {r["set"]: f"{r['bg_in_shape'][0]:.1%}" for r in rows},
-    })
-
-
-def sizes_line(sets: Mapping[str, Sequence[Mapping]]) -> str:
-    """"N seeds; images: standard 500, the others 100 each." for the headline table.
-
-    >>> sizes_line({"standard": [{"n_images": 500}] * 2, "plain": [{"n_images": 100}] * 2})
-    '2 seeds; images: standard 500, the others 100 each.'
-    >>> sizes_line({"standard": [{"n_images": 500}], "plain": [{"n_images": 90}], "small": [{"n_images": 80}]})
-    '1 seed; images: standard 500, plain 90, small 80.'
-    """
-    n = max((len(v) for v in sets.values()), default=0)
-    seeds = f"{n} seed" + ("" if n == 1 else "s")
-    sizes = {name: int(v[0]["n_images"]) for name, v in sets.items() if v}
-    first, *rest = list(sizes.items()) or [("none", 0)]
-    if rest and len({n for _, n in rest}) == 1:
-        return f"{seeds}; images: {first[0]} {first[1]}, the others {rest[0][1]} each."
-    return f"{seeds}; images: " + ", ".join(f"{k} {n}" for k, n in sizes.items()) + "."
-
-
-def per_seed_frame(per_seed: Sequence[Mapping], seeds: Sequence[int], pipeline: str = "foreground_background"):
-    """One row per seed: accuracy, fg hit, IoU of ``pipeline`` on one set."""
-    import pandas as pd
-
-    return pd.DataFrame({f"seed {s}": {"accuracy": r["classifier_accuracy"],
-                                       "fg hit": r["pipelines"][pipeline]["fg_hit_rate"],
-                                       "IoU": r["pipelines"][pipeline]["iou"]}
-                         for s, r in zip(seeds, per_seed, strict=True)}).T.round(3)
 
 
 def _pooled(sets: Mapping[str, Sequence[Mapping]], names: Sequence[str], key: str, pipeline: str) -> tuple:
@@ -208,54 +157,29 @@ def _pooled(sets: Mapping[str, Sequence[Mapping]], names: Sequence[str], key: st
 
 def condition_frames(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreground_background") -> dict:
     """IoU and fg hit by shape area, by contrast (every shift set but ``distractor``, all
-    seeds pooled) and by JPEG quality (``JPEG_SETS``); one DataFrame each."""
+    seeds pooled) and by JPEG quality (``JPEG_SETS``, mean over seeds); one DataFrame each, with
+    columns ``images`` (counted over all seeds), ``IoU`` and ``fg hit``. Bins without images are
+    left out (a frame may be empty), so no cell is NaN."""
     import pandas as pd
 
     names = [n for n in sets if n not in ("standard", "distractor")]
     out = {}
     for key, edges, label in (("area", SIZE_EDGES, "shape area (px)"), ("contrast", CONTRAST_EDGES, "contrast")):
         values, iou, hit = _pooled(sets, names, key, pipeline)
-        bi, bh = by_bins(values, iou, edges), by_bins(values, hit, edges)
-        out[label] = pd.DataFrame({"images": [b["n"] for b in bi], "IoU": [b["mean"] for b in bi],
-                                   "fg hit": [b["mean"] for b in bh]},
-                                  index=[f"{b['low']:g}–{b['high']:g}" for b in bi]).round(3)
+        if not values:
+            out[label] = pd.DataFrame({"images": [], "IoU": [], "fg hit": []})
+            continue
+        bins = [(a, b) for a, b in zip(by_bins(values, iou, edges), by_bins(values, hit, edges), strict=True)
+                if a["n"]]
+        out[label] = pd.DataFrame({"images": [a["n"] for a, _ in bins], "IoU": [a["mean"] for a, _ in bins],
+                                   "fg hit": [b["mean"] for _, b in bins]},
+                                  index=[f"{a['low']:g}–{a['high']:g}" for a, _ in bins])
     rows = {}
     for name, quality in JPEG_SETS.items():
         if sets.get(name):
-            rows[quality] = {"IoU": mean_sd([r["pipelines"][pipeline]["iou"] for r in sets[name]])[0],
+            rows[quality] = {"images": sum(int(r["n_images"]) for r in sets[name]),
+                             "IoU": mean_sd([r["pipelines"][pipeline]["iou"] for r in sets[name]])[0],
                              "fg hit": mean_sd([r["pipelines"][pipeline]["fg_hit_rate"] for r in sets[name]])[0]}
-    out["JPEG quality"] = pd.DataFrame(rows).T.round(3)
+    out["JPEG quality"] = (pd.DataFrame(rows).T.astype({"images": int}) if rows
+                           else pd.DataFrame({"images": [], "IoU": [], "fg hit": []}))
     return out
-
-
-def strategies_frame(sets: Mapping[str, Sequence[Mapping]],
-                     strategies: Sequence[str] = ("cam_argmax", "cam_centroid", "cam_interior",
-                                                  "mask_scoring_similarity", "mask_scoring")):
-    """fg hit (mean over seeds) of the published point strategies and camseg's on the same CAMs, per set
-    (columns: ``SHORT_STRATEGY_NAMES``)."""
-    import pandas as pd
-
-    return pd.DataFrame({name: {SHORT_STRATEGY_NAMES.get(s, s): mean_sd([r["strategies"][s]["fg_hit_rate"]
-                                                                         for r in per_seed])[0]
-                                for s in strategies if s in per_seed[0]["strategies"]}
-                         for name, per_seed in sets.items() if per_seed}).T.round(3)
-
-
-SHORT_STRATEGY_NAMES: dict[str, str] = {
-    "cam_argmax": "CAM max", "cam_centroid": "CAM centroid", "cam_interior": "CAM interior",
-    "mask_scoring_similarity": "mask scoring, published score", "mask_scoring": "mask scoring (camseg)"}
-"""Column names of :func:`strategies_frame`."""
-
-
-def failures_frame(sets: Mapping[str, Sequence[Mapping]], pipeline: str = "foreground_background"):
-    """Failure causes (:func:`failure_causes`) summed over seeds, one row per set."""
-    import pandas as pd
-
-    rows = {}
-    for name, per_seed in sets.items():
-        total = dict.fromkeys(CAUSES, 0)
-        for r in per_seed:
-            for cause, n in failure_causes(r["per_image"], pipeline, r.get("explain", "top")).items():
-                total[cause] += n
-        rows[name] = total
-    return pd.DataFrame(rows).T

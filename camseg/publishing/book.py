@@ -29,7 +29,8 @@ from camseg.build.artifacts import Artifacts, CamStudy, build_artifacts, default
 from camseg.build.bundle import PUBLISHED_URL
 from camseg.build.suite import SuiteResults
 
-__all__ = ["Book", "glue_values", "reproducibility_markdown", "setup"]
+__all__ = ["Book", "comparison_sentences", "degradation_sentence", "degraded_cause", "glue_values",
+           "reproducibility_markdown", "setup", "suite_values"]
 
 PACKAGES = ("camseg", "torch", "torchvision", "numpy", "scipy", "scikit-image", "opencv-python-headless",
             "efficientnet-lite-pytorch", "segment-anything", "matplotlib", "jupyter-book", "sphinx", "myst-nb",
@@ -349,64 +350,127 @@ def reproducibility_markdown(res: Artifacts, profile_path: str | os.PathLike | N
 
 
 def degradation_sentence(clean: Mapping[str, Mapping], degraded: Mapping[str, Mapping], n_images: int) -> str:
-    """A sentence on how each prompt strategy's foreground hit rate changes on degraded images,
-    with the sampling error that tells a real change from chance.
+    """A sentence on how each prompt strategy's foreground hit rate changes on degraded images, with the
+    sampling error that tells a real change from chance (:func:`camseg.publishing.prose.compare` with two
+    standard errors as the noise: "the same", "within chance", "rises", "falls").
 
     ``clean``/``degraded``: ``{strategy: point metrics}`` (the results' ``strategies``).
 
-    >>> degradation_sentence({"cam_argmax": {"fg_hit_rate": 0.70}}, {"cam_argmax": {"fg_hit_rate": 0.72}}, 500)
-    'On degraded images the foreground hit rate rises for CAM maximum (0.700 → 0.720); a change smaller than about 0.041 (two standard errors of a rate near 0.7 over 500 images) is within chance.'
+    >>> degradation_sentence({"cam_argmax": {"fg_hit_rate": 0.70}}, {"cam_argmax": {"fg_hit_rate": 0.80}}, 500)
+    'On degraded images the foreground hit rate rises for CAM maximum (0.700 → 0.800); a change smaller than about 0.041 (two standard errors of a rate near 0.7 over 500 images) is within chance.'
     """
+    from camseg.publishing.prose import compare, num
     from camseg.publishing.tables import strategy_label as label
 
-    ups, downs, same = [], [], []
-    for name, m in clean.items():
-        if name not in degraded or m.get("fg_hit_rate") is None:
-            continue
-        a, b = float(m["fg_hit_rate"]), float(degraded[name]["fg_hit_rate"])
-        part = f"{label(name)} ({a:.3f} → {b:.3f})"
-        (ups if b > a else downs if b < a else same).append(part)
     rates = [float(m["fg_hit_rate"]) for m in clean.values() if m.get("fg_hit_rate") is not None]
     p = float(np.median(rates)) if rates else 0.5
     p = min(max(p, 0.05), 0.95)
     two_se = 2 * (p * (1 - p) / max(n_images, 1)) ** 0.5
-    bits = []
-    if ups:
-        bits.append("rises for " + ", ".join(ups))
-    if downs:
-        bits.append("falls for " + ", ".join(downs))
-    if same:
-        bits.append("is unchanged for " + ", ".join(same))
-    return (f"On degraded images the foreground hit rate {'; it '.join(bits)}; a change smaller than about "
-            f"{two_se:.3f} (two standard errors of a rate near {p:.1f} over {n_images} images) is within chance.")
+    groups: dict[str, list[str]] = {"higher": [], "lower": [], "within noise": [], "same": []}
+    for name, m in clean.items():
+        if name not in degraded or m.get("fg_hit_rate") is None:
+            continue
+        a, b = float(m["fg_hit_rate"]), float(degraded[name]["fg_hit_rate"])
+        c = compare(b, a, two_se)
+        groups[c.relation].append(f"{label(name)} ({num(a)} → {num(b)})" if c.relation != "same"
+                                  else f"{label(name)} ({num(a)})")
+    bits = [f"{verb} for " + ", ".join(groups[key]) for key, verb in
+            (("higher", "rises"), ("lower", "falls"), ("within noise", "changes only within chance"),
+             ("same", "stays the same")) if groups[key]]
+    return (f"On degraded images the foreground hit rate {'; it '.join(bits) or 'was not measured'}; a change "
+            f"smaller than about {num(two_se)} (two standard errors of a rate near {p:.1f} over {n_images} images) "
+            "is within chance.")
 
 
-def comparison_sentences(v: Mapping[str, float]) -> dict[str, str]:
-    """Sentences whose wording depends on the numbers (so the prose never contradicts them).
+def comparison_sentences(v: Mapping[str, float], sd: float | None = None) -> dict[str, str]:
+    """Sentences whose wording depends on the numbers (so the prose never contradicts them), each built with
+    :mod:`camseg.publishing.prose`: "the same" for a tie, "within noise" for a difference below ``sd``.
 
-    ``v``: the numeric glue values (``iou_fb``, ``iou_oracle``, their ``_deg`` twins, ``loss_fb``,
-    ``loss_oracle``, ``hit_fb``, ``hit_fb_deg``).
+    ``v``: the numeric glue values (``iou_fg``, ``iou_fb``, ``iou_oracle``, their ``_deg`` twins,
+    ``loss_fb``, ``loss_oracle``, ``hit_fb``, ``hit_fb_deg``); ``sd``: the noise scale of an IoU,
+    the spread over classifier seeds on the standard split (None without seeds: only ties are told apart).
 
-    >>> s = comparison_sentences({"iou_fb": 0.99, "iou_oracle": 0.992, "iou_fb_deg": 0.93, "iou_oracle_deg": 0.957,
-    ...                           "loss_fb": 0.06, "loss_oracle": 0.035, "hit_fb": 0.998, "hit_fb_deg": 0.97})
+    >>> s = comparison_sentences({"iou_fg": 0.99, "iou_fb": 0.99, "iou_oracle": 0.992, "iou_fb_deg": 0.93,
+    ...                           "iou_oracle_deg": 0.957, "loss_fb": 0.06, "loss_oracle": 0.035, "hit_fb": 0.998,
+    ...                           "hit_fb_deg": 0.97}, sd=0.004)
     >>> s["oracle_gap"]
-    'within 0.002 of the oracle click (0.992)'
-    >>> s["degraded_cause"].split(":")[0]
-    'The pipeline loses more than the oracle click (0.060 against 0.035)'
+    'within noise of the oracle click (0.992; the difference, 0.002, is less than one seed-sd, 0.004)'
+    >>> s["background_change"]
+    'leaves the IoU the same (0.990)'
+    >>> print(*s["degraded_cause"].split(":")[0].split(" and "), sep="\\n")
+    Degrading the images (noise, then JPEG) lowers the pipeline’s IoU from 0.990 to 0.930
+    lowers that of the oracle click from 0.992 to 0.957
     """
-    gap = v["iou_oracle"] - v["iou_fb"]
-    oracle_gap = (f"within {gap:.3f} of the oracle click ({v['iou_oracle']:.3f})" if gap < 0.05
-                  else f"{gap:.3f} below the oracle click ({v['iou_oracle']:.3f})")
-    lf, lo = v["loss_fb"], v["loss_oracle"]
-    if lf > lo + 0.005:
-        cause = (f"The pipeline loses more than the oracle click ({lf:.3f} against {lo:.3f}): the segmenter "
-                 f"accounts for part of the drop, the rest comes from the prompts, whose foreground point lands "
-                 f"on the shape for {v['hit_fb_deg']:.1%} of the degraded images ({v['hit_fb']:.1%} clean).")
+    from camseg.publishing.prose import change, gap
+
+    out = {"oracle_gap": gap(v["iou_fb"], v["iou_oracle"], sd)}
+    if "iou_fg" in v:
+        out["background_change"] = change(v["iou_fg"], v["iou_fb"], sd)
+    out["degraded_cause"] = degraded_cause(v, sd)
+    return out
+
+
+def degraded_cause(v: Mapping[str, float], sd: float | None = None) -> str:
+    """What noise and JPEG do to the pipeline and to the oracle click, and so where the drop comes from
+    (the prompts, the segmenter, both, or neither), worded by :func:`camseg.publishing.prose.change`.
+
+    ``v``: ``iou_fb``, ``iou_oracle``, their ``_deg`` twins, ``hit_fb`` and ``hit_fb_deg``; ``sd``: the
+    noise scale of an IoU (None: only ties are told apart).
+    """
+    from camseg.publishing.prose import change, compare, num
+
+    fb, fb_deg, orc, orc_deg = v["iou_fb"], v["iou_fb_deg"], v["iou_oracle"], v["iou_oracle_deg"]
+    lf, lo = fb - fb_deg, orc - orc_deg
+    pipe_drops = compare(fb_deg, fb, sd).relation == "lower"
+    oracle_drops = compare(orc_deg, orc, sd).relation == "lower"
+    c = compare(lf, lo, sd)
+    where = (f"the foreground point lands on the shape for {v['hit_fb_deg']:.1%} of the degraded images "
+             f"({v['hit_fb']:.1%} clean)")
+    moves = (f"Degrading the images (noise, then JPEG) {change(fb, fb_deg, sd, 'the pipeline’s IoU')} and "
+             f"{change(orc, orc_deg, sd, 'that of the oracle click')}")
+    if not pipe_drops:
+        return f"{moves}: the prompts hold; {where}."
+    if not oracle_drops:
+        return f"{moves}: the drop comes from the prompts, not from the segmenter; {where}."
+    if c.relation == "higher":
+        return (f"{moves}: the pipeline loses more ({num(lf)} against {num(lo)}), so the segmenter accounts for "
+                f"part of the drop and the prompts for the rest; {where}.")
+    return (f"{moves}: the pipeline loses {'less' if c.relation == 'lower' else 'no more'}, so the drop comes from "
+            f"the segmenter on noisy edges, not from the prompts; {where}.")
+
+
+def suite_values(res: Artifacts) -> dict[str, object]:
+    """The glue values of the seeds and the shift suite (``suite_*``, ``std_*``) and the findings
+    (``findings_md``: one bullet each; ``findings_par``: one paragraph, without the last finding, on
+    the segmenter; ``next_steps_md``), for every build: without a suite the numbers read "–" and the
+    findings say it was not built."""
+    from camseg.publishing.findings import findings, next_steps, suite_findings
+    from camseg.publishing.prose import num, pm
+    from camseg.publishing.tables import published_iou
+
+    f = suite_findings(res.suite) if res.suite is not None else None
+    v: dict[str, object] = {}
+    if f is not None and f.shift:
+        worst = f.weakest[0]
+        v.update(suite_iou=pm(*f.overall_iou), suite_hit=pm(*f.overall_hit), suite_worst=pm(*worst.iou),
+                 suite_worst_name=worst.label,
+                 suite_worst_oracle=num(worst.oracle[0]))
     else:
-        cause = (f"The pipeline loses no more than the oracle click ({lf:.3f} against {lo:.3f}): the drop comes "
-                 f"from the segmenter on noisy edges, not from the prompts, whose foreground point lands on the "
-                 f"shape for {v['hit_fb_deg']:.1%} of the degraded images ({v['hit_fb']:.1%} clean).")
-    return {"oracle_gap": oracle_gap, "degraded_cause": cause}
+        v.update(suite_iou="–", suite_hit="–", suite_worst="–",
+                 suite_worst_name="no set (no shift suite in this build)", suite_worst_oracle="–")
+    std = f.standard if f is not None else None
+    if std is not None:
+        v.update(std_iou=pm(*std.iou), std_oracle=num(std.oracle[0]), std_sd=float(std.iou[1]))
+    elif res.clean is not None:
+        p = res.clean.raw["pipelines"]
+        v.update(std_iou=num(p["foreground_background"]["iou"]), std_oracle=num(p["oracle"]["iou"]))
+    else:
+        v.update(std_iou="–", std_oracle="–")
+    sentences = findings(f, res.backend.name, published_iou())
+    v["findings_md"] = "\n".join(f"* {s.markdown()}" for s in sentences)
+    v["findings_par"] = " ".join(s.text for s in sentences[:-1])  # the last, on the segmenter, has its own place
+    v["next_steps_md"] = "\n".join(f"* {s}" for s in next_steps(f, res.backend.name, published_iou()))
+    return v
 
 
 def _study_values(study: CamStudy | None) -> dict[str, object]:
@@ -440,8 +504,13 @@ def glue_values(res: Artifacts) -> dict[str, object]:
     the classifier always, of the evaluations and the CAM study where the results hold them.
 
     Keys start with the chapter's prefix: ``intro_``, ``data_``, ``cam_``, ``pr_``,
-    ``seg_``, ``d_``; ``backend`` is shared.
+    ``seg_``, ``d_``; ``backend`` is shared; ``suite_``, ``std_`` and ``findings_`` come from
+    :func:`suite_values`. Two accuracies are told apart: ``acc`` is the classifier's own top class
+    (one pass, as the published solutions measure it), ``acc_vote`` that of the class the CAM explains
+    (for the default architecture the vote of the image's four flips), which the evaluations report.
     """
+    from camseg.publishing.tables import PUBLISHED, published_iou, published_sources
+
     meta = res.meta
     v: dict[str, object] = {
         "backend": res.backend.name,
@@ -454,6 +523,13 @@ def glue_values(res: Artifacts) -> dict[str, object]:
         "weights": str(meta.get("initial_weights", "")),
     }
     v.update(_study_values(res.cam_study))
+    v.update(suite_values(res))
+    v["published_iou"] = " and ".join(published_iou())
+    v["published_sources"] = published_sources("md")
+    hits = next((r for r in PUBLISHED if r.get("argmax_hit") is not None), None)
+    if hits:
+        v.update(pub_hits_name=hits["name"], pub_argmax_hit=float(hits["argmax_hit"]),
+                 pub_centroid_hit=float(hits["centroid_hit"]))
     if res.clean is None:  # a chapter that shows no evaluation
         return v
     clean, degr = res.clean.raw, (res.degraded or res.clean).raw
@@ -468,10 +544,11 @@ def glue_values(res: Artifacts) -> dict[str, object]:
         v[f"hit_{short}"] = float(pc[name]["fg_hit_rate"])
         v[f"hit_{short}_deg"] = float(pdg[name]["fg_hit_rate"])
     v["pr_degradation"] = degradation_sentence(sc, sdg, int(clean["n_images"]))
+    v["acc_vote"] = float(clean["classifier_accuracy"])
     v["gap_oracle"] = v["iou_oracle"] - v["iou_fb"]
     v["loss_fb"] = v["iou_fb"] - v["iou_fb_deg"]
     v["loss_oracle"] = v["iou_oracle"] - v["iou_oracle_deg"]
-    v.update(comparison_sentences(v))
+    v.update(comparison_sentences(v, v.get("std_sd")))
     v["bg_hit_fb"] = float(pc["foreground_background"]["bg_hit_rate"] or 0.0)
     for name in ("center", "cam_argmax", "cam_centroid", "cam_interior", "mask_scoring", "mask_scoring_similarity"):
         if name in sc:
