@@ -109,7 +109,7 @@ def test_ipynb_twin_in_sync(md, tmp_path):
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.name)
 def test_chapters_define_no_logic(md):
-    """Chapters call camseg; functions, classes and lambdas belong in camseg.publishing.viz / camseg.publishing.report."""
+    """Chapters call camseg; functions, classes and lambdas belong in camseg.publishing (viz, report)."""
     for source in _code_cells(md):
         code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
         for node in ast.walk(ast.parse(code)):
@@ -238,7 +238,8 @@ def _check_page(page, name: str) -> None:
     """Math typeset offline, figures captioned, prose first, nothing wider than a phone."""
     if name in WITH_MATH:
         count = page.evaluate("async () => { if (!window.MathJax || !MathJax.startup) return -1;"
-                              " await MathJax.startup.promise; return document.querySelectorAll('mjx-container').length }")
+                              " await MathJax.startup.promise;"
+                              " return document.querySelectorAll('mjx-container').length }")
         assert count > 0, f"{name}: MathJax did not typeset (mjx-container elements: {count})"
         text = page.inner_text("main")
         assert "\\(" not in text and "\\[" not in text and "\\frac" not in text, f"{name}: raw LaTeX left"
@@ -260,7 +261,8 @@ def _check_page(page, name: str) -> None:
     over = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert over <= 1, f"{name}: the page scrolls sideways by {over} px at 390 px"
     boxes = page.evaluate("[...document.querySelectorAll('main table')].map(t => { let b = t.parentElement;"
-                          " while (b && !['auto', 'scroll'].includes(getComputedStyle(b).overflowX)) b = b.parentElement;"
+                          " while (b && !['auto', 'scroll'].includes(getComputedStyle(b).overflowX))"
+                          " b = b.parentElement;"
                           " return !!b; })")
     assert all(boxes), f"{name}: a table without a scrolling box at 390 px"
     page.set_viewport_size({"width": 1280, "height": 900})

@@ -601,11 +601,24 @@ class ShapesDataset(Dataset):
         >>> image, label, mask = ds[0]  # doctest: +SKIP
     """
 
+    _transform: Callable[[np.ndarray], torch.Tensor] | None
+
+    @property
+    def transform(self) -> Callable[[np.ndarray], torch.Tensor]:
+        """The transform applied to each image (``transform`` given, else :func:`default_transform`)."""
+        if self._transform is None:
+            self._transform = default_transform()
+        return self._transform
+
+    @transform.setter
+    def transform(self, value: Callable[[np.ndarray], torch.Tensor] | None) -> None:
+        self._transform = value
+
     def __init__(self, root: str | os.PathLike, split: str = "train",
                  transform: Callable[[np.ndarray], torch.Tensor] | None = None) -> None:
         self.root = Path(root)
         self.split = split
-        self.transform = transform if transform is not None else default_transform()
+        self._transform = transform  # None: the default, made when first used (it imports torchvision: ~1 s)
         if not self.root.is_dir():
             raise DatasetError(f"dataset folder {self.root} does not exist")
         dirs = {kind: self.root / kind / split for kind in ("images", "masks", "labels")}

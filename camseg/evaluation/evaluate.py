@@ -8,9 +8,14 @@ It also scores the point strategies alone (foreground/background hit rates
 and distances) so they can be compared.
 
 Work shared between pipelines is done once per batch: the classifier and
-Grad-CAM run once, each image is set on the segmenter once per pipeline (SAM
-serves repeats from its embedding cache), and the two CAM pipelines share the
-scored candidate regions.
+Grad-CAM run once (the flips' vote and region scoring reuse the CAM's forward
+passes), each image is set on the segmenter once per pipeline (SAM serves
+repeats from its embedding cache), the CAM pipelines and strategies share the
+candidate regions and choose each image's region once per region score
+(:meth:`~camseg.prompting.regions.MaskScoring.decide`, which scores the
+regions of the whole batch together), and a prompt already segmented for an
+image (the centre point of the baseline pipeline and strategy) is not
+segmented again.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from camseg.data.dataset import DatasetError, ShapesDataset, degrade, normalize
@@ -29,9 +36,11 @@ from camseg.data.profiles import contrast
 from camseg.data.shapes import CLASSES
 from camseg.evaluation.metrics import iou_per_image, point_metrics
 from camseg.models.analysis import pointing_game
+from camseg.models.cam import AugmentedCAM
 from camseg.models.classifier import default_cam, load_checkpoint
 from camseg.pipelines.pipeline import BasicSamPipeline, ForegroundBackgroundPipeline, ForegroundPointsPipeline
-from camseg.prompting.prompts import CamArgmax, CamCentroid, CamInterior, CenterPoint, oracle_points
+from camseg.prompting.prompts import CamArgmax, CamCentroid, CamInterior, CenterPoint, Prompts, oracle_points
+from camseg.prompting.regions import MaskScoring
 from camseg.utils.devices import model_device
 from camseg.utils.paths import atomic_path
 
@@ -39,7 +48,7 @@ PIPELINES = ("center", "foreground", "foreground_background", "oracle")
 
 
 def _strategies() -> dict[str, Callable]:
-    from camseg.prompting.regions import MaskScoring, SimilarityScore
+    from camseg.prompting.regions import SimilarityScore
 
     return {"center": CenterPoint(), "cam_argmax": CamArgmax(with_background=True),
             "cam_centroid": CamCentroid(), "cam_interior": CamInterior(n_background=2),
@@ -61,6 +70,7 @@ def evaluate(
     keep_masks: bool = False,
     explain: str = "top",
     device: str = "auto",
+    reference: bool = False,
 ) -> dict:
     """Evaluate all pipelines on one split.
 
@@ -83,6 +93,11 @@ def evaluate(
         device: where the classifier, Grad-CAM and mask scoring run: ``"auto"``
             (CUDA when available), ``"cpu"``, ``"cuda"``. The segmenter keeps
             its own device (``get_segmenter(..., device=...)``).
+        reference: the straightforward path, for tests and benchmarks: each image's
+            region chosen image by image (``MaskScoring(batched=False)``), the flips'
+            vote and region scoring running the classifier themselves instead of
+            reusing the CAM's forward passes, every prompt segmented even when
+            segmented before. The same prompts and masks (tests check it); slower.
 
     Returns:
         A JSON-able dict: ``dataset``, ``split``, ``n_images``, ``segmenter``, ``device``
@@ -97,6 +112,8 @@ def evaluate(
         raise ValueError(f"explain must be 'top' or 'label', got {explain!r}")
     model, meta = load_checkpoint(checkpoint, device=device)
     cam = default_cam(model, meta["arch"])
+    if reference and isinstance(cam, AugmentedCAM):
+        cam = AugmentedCAM(cam.cam, flip=cam.flip, shifts=cam.shifts, classify=cam.classify, share_passes=False)
     names = {id(m): n for n, m in model.named_modules()}
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise ValueError(f"limit must be an integer >= 1 (or None for all images), got {limit!r}")
@@ -118,11 +135,17 @@ def evaluate(
         "foreground": ForegroundPointsPipeline(model, segmenter, cam=cam),
         "foreground_background": ForegroundBackgroundPipeline(model, segmenter, cam=cam),
     }
+    strategies = _strategies()
+    if reference:
+        for pipe in pipes.values():
+            if isinstance(pipe.strategy, MaskScoring):
+                pipe.strategy = replace(pipe.strategy, batched=False)
+        strategies = {k: replace(s, batched=False) if isinstance(s, MaskScoring) else s for k, s in strategies.items()}
     n = len(images)
     masks = {k: [] for k in PIPELINES}
     prompts = {k: [] for k in PIPELINES}
-    strategy_prompts = {k: [] for k in _strategies()}
-    strategy_masks = {k: [] for k in _strategies()}
+    strategy_prompts = {k: [] for k in strategies}
+    strategy_masks = {k: [] for k in strategies}
     seconds = dict.fromkeys(PIPELINES, 0.0)
     predictions, peak_hits = [], []
     bar = tqdm(total=n, desc=f"evaluate {split}{' (degraded)' if degraded else ''}", unit="img",
@@ -132,25 +155,29 @@ def evaluate(
         t0 = time.perf_counter()
         targets = labels[start:start + batch_size] if explain == "label" else None
         ctx = pipes["center"].context(x, targets)
+        if reference:
+            ctx.extras.pop("classifier_outputs", None)
         t_ctx = time.perf_counter() - t0
         predictions.append(np.asarray(ctx.extras["logits"]).argmax(1))
         peak_hits.append(pointing_game(ctx.cams, gts[start:start + batch_size]))
+        segmented: dict[tuple, np.ndarray] | None = None if reference else {}  # (image, points, labels) -> mask
         for name, pipe in pipes.items():
             t0 = time.perf_counter()
             out = pipe.run(x, context=ctx)
             seconds[name] += time.perf_counter() - t0 + (t_ctx if name != "center" else 0.0)
             masks[name].append(out.masks.numpy())
             prompts[name].append(out.prompts)
+            if segmented is not None:
+                _remember(segmented, out.prompts, masks[name][-1])
         t0 = time.perf_counter()
         oracle = oracle_points(gts[start:start + batch_size])
-        masks["oracle"].append(pipes["center"].segment(x, oracle.point_coords, oracle.point_labels).numpy())
+        masks["oracle"].append(_segment_once(pipes["center"], x, oracle, segmented))
         seconds["oracle"] += time.perf_counter() - t0
         prompts["oracle"].append(oracle)
-        for name, strategy in _strategies().items():
+        for name, strategy in strategies.items():
             prompts_s = strategy(ctx)
             strategy_prompts[name].append(prompts_s)
-            strategy_masks[name].append(pipes["center"].segment(x, prompts_s.point_coords,
-                                                                prompts_s.point_labels).numpy())
+            strategy_masks[name].append(_segment_once(pipes["center"], x, prompts_s, segmented))
         bar.update(len(x))
     bar.close()
     predictions = np.concatenate(predictions)
@@ -199,6 +226,34 @@ def evaluate(
                                                       "n_fg", "n_bg", "iou")}
     result["per_image"] = per_image
     return result
+
+
+def _prompt_key(prompts: Prompts, i: int) -> tuple:
+    coords, labels = prompts.for_image(i)
+    return (i, np.asarray(coords, np.float32).tobytes(), np.asarray(labels, np.int64).tobytes())
+
+
+def _remember(segmented: dict, prompts: Prompts, masks: np.ndarray) -> None:
+    """Note the mask bool (H, W) each image's points got, keyed by image and points."""
+    for i, mask in enumerate(masks):
+        segmented[_prompt_key(prompts, i)] = mask
+
+
+def _segment_once(pipe: BasicSamPipeline, x: torch.Tensor, prompts: Prompts, segmented: dict | None) -> np.ndarray:
+    """Masks bool (B, H, W) for ``prompts`` on the normalised batch ``x``: those of points
+    already segmented on the same image taken from ``segmented``, the rest segmented by
+    ``pipe`` (in one call) and added to it. The same masks as segmenting everything: a
+    segmenter's mask depends only on the image and the points. ``segmented`` None:
+    segment everything."""
+    if segmented is None:
+        return pipe.segment(x, prompts.point_coords, prompts.point_labels).numpy()
+    keys = [_prompt_key(prompts, i) for i in range(len(x))]
+    todo = [i for i, k in enumerate(keys) if k not in segmented]
+    if todo:
+        new = pipe.segment(x[todo], prompts.point_coords[todo], prompts.point_labels[todo]).numpy()
+        for i, mask in zip(todo, new, strict=True):
+            segmented[keys[i]] = mask
+    return np.stack([segmented[k] for k in keys])
 
 
 def _first_fg_hit(coords: np.ndarray, labels: np.ndarray, gts: np.ndarray) -> np.ndarray:

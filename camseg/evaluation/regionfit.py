@@ -159,8 +159,8 @@ def _report(out: dict, path: str | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m camseg.evaluation.regionfit --data DIR --checkpoint CKPT [CKPT ...] [--n 800] [--top 12]
-    [--json OUT]``:
+    """``python -m camseg.evaluation.regionfit --data DIR --checkpoint CKPT [CKPT ...]``
+    (``[--n 800] [--top 12] [--json OUT]``):
     fit :class:`~camseg.prompting.regions.LinearScore` on the first half of the wide validation set of the
     dataset at DIR (CIFAR-10 train photos of its val split), pooling the regions of every
     classifier given, and compare every scorer's foreground hit on both halves for each classifier

@@ -57,8 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["AugmentedCAM", "BaseCAM", "CAMOutput", "GradCAM", "GradCAMPlusPlus", "eval_mode", "in_train_mode",
-           "rescale_maps", "translate"]
+__all__ = ["AugmentedCAM", "BaseCAM", "CAMOutput", "ForwardPass", "GradCAM", "GradCAMPlusPlus", "eval_mode",
+           "in_train_mode", "rescale_maps", "translate"]
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,41 @@ class CAMOutput:
         layer_maps: float32 (L, B, H, W), each layer's rescaled map.
         targets: int64 (B,), the class explained for each image.
         logits: float32 (B, C), the model's output.
+        probs: the softmax (B, C) of the model's own output for the image as given (for
+            :class:`AugmentedCAM`: the unshifted, unmirrored copy), a float tensor on the
+            model's device; None when unknown.
+        features: the input of the model's last ``nn.Linear`` (its penultimate features) in
+            that forward pass, float (B, D) on the model's device; None when the model has no
+            ``nn.Linear``. With ``probs``, what a classifier run on the same batch gives (e.g.
+            ``camseg.prompting.regions.classifier_outputs``), without running it again.
     """
 
     maps: np.ndarray
     layer_maps: np.ndarray
     targets: np.ndarray
     logits: np.ndarray
+    probs: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+
+
+@dataclass
+class ForwardPass:
+    """A CAM's forward pass through the model, kept for the backward (:meth:`BaseCAM.explain`).
+
+    Attributes:
+        logits: float (B, C), the model's output; part of the autograd graph from the first
+            target layer on.
+        activations: the target layers' outputs (B, K, h, w), each requiring grad.
+        features: float (B, D), the input of the model's last ``nn.Linear`` (detached), or None.
+        height: the input's height in pixels.
+        width: the input's width in pixels.
+    """
+
+    logits: torch.Tensor
+    activations: list[torch.Tensor]
+    features: torch.Tensor | None
+    height: int
+    width: int
 
 
 def rescale_maps(maps: torch.Tensor, rel_tol: float = 1e-6) -> torch.Tensor:
@@ -286,28 +315,49 @@ class BaseCAM:
             self._check_image(image)
             batch, _, height, width = image.shape
             target_idx = None if targets is None else self._check_targets(targets, batch)
+        self._warn_train_mode()
+        # Works inside torch.inference_mode() too: autograd is re-enabled for this call, and the
+        # input (an inference tensor there) is copied into a normal one.
+        with torch.inference_mode(False), eval_mode(self.model):
+            return self.explain(self._forward(image.clone() if image.is_inference() else image), target_idx)
+
+    def _warn_train_mode(self) -> None:
         training = in_train_mode(self.model)
         if training:
             warnings.warn(
                 f"the model is in train mode ({len(training)} batch-norm/dropout layers, e.g. "
                 f"{training[0] or type(self.model).__name__!r}): the CAM is computed in eval mode, so running "
                 "statistics are not updated and each map depends on its image alone; every module's mode is "
-                "restored afterwards. Call model.eval() to silence this.", UserWarning, stacklevel=3)
-        # Works inside torch.inference_mode() too: autograd is re-enabled for this call, and the
-        # input (an inference tensor there) is copied into a normal one.
-        with torch.inference_mode(False), eval_mode(self.model):
-            return self._compute(image.clone() if image.is_inference() else image, target_idx, batch, height,
-                                 width)
+                "restored afterwards. Call model.eval() to silence this.", UserWarning, stacklevel=4)
 
-    def _compute(self, image: torch.Tensor, target_idx: torch.Tensor | None, batch: int, height: int,
-                 width: int) -> CAMOutput:
+    def forward_pass(self, image: torch.Tensor) -> ForwardPass:
+        """The forward half of :meth:`compute` on a normalised batch (B, C, H, W), in eval mode
+        (each module's own mode restored afterwards); :meth:`explain` finishes it for the
+        classes to explain. Lets a caller read the logits first (e.g. to vote on the class with
+        other copies of the image) without running the model twice. ``compute(image, t)`` is
+        ``explain(forward_pass(image), t)``."""
+        with torch.inference_mode(False):
+            self._check_image(image)
+        self._warn_train_mode()
+        with torch.inference_mode(False), eval_mode(self.model):
+            return self._forward(image.clone() if image.is_inference() else image)
+
+    def _forward(self, image: torch.Tensor) -> ForwardPass:
+        batch, _, height, width = image.shape
         try:
             param = next(self.model.parameters())
             image = image.to(device=param.device, dtype=param.dtype if param.is_floating_point() else image.dtype)
         except StopIteration:
             pass
-        with _ActivationHooks(self.target_layers) as hooks:
-            with torch.no_grad():
+        head = None
+        for module in self.model.modules():
+            if isinstance(module, nn.Linear):
+                head = module
+        features: list[torch.Tensor] = []
+        handle = head.register_forward_hook(lambda mod, inp, out: features.append(inp[0].detach().flatten(1))) \
+            if head is not None else None
+        try:
+            with _ActivationHooks(self.target_layers) as hooks, torch.no_grad():
                 try:
                     logits = self.model(image)
                 except RuntimeError as exc:
@@ -326,15 +376,32 @@ class BaseCAM:
                 missing = [i for i, a in enumerate(hooks.activations) if a is None]
                 if missing:
                     raise ValueError(f"target_layers {missing} did not run in the model's forward pass")
-                if target_idx is None:
-                    target_idx = logits.argmax(1).cpu()
-                elif int(target_idx.min()) < 0 or int(target_idx.max()) >= logits.shape[1]:
-                    raise ValueError(
-                        f"targets must lie in 0..{logits.shape[1] - 1} (the model has {logits.shape[1]} classes), "
-                        f"got {target_idx.tolist()}"
-                    )
-                score = logits.gather(1, target_idx.to(logits.device).view(-1, 1)).sum()
-            activations = [a for a in hooks.activations]
+                activations = list(hooks.activations)
+        finally:
+            if handle is not None:
+                handle.remove()
+        feats = features[-1] if len(features) == 1 and features[-1].shape[0] == batch else None
+        return ForwardPass(logits, activations, feats, height, width)
+
+    def explain(self, fwd: ForwardPass, targets: Iterable[int] | int | None = None) -> CAMOutput:
+        """The maps of a :meth:`forward_pass` for ``targets`` (one class index per image, or
+        None for the top class of its logits): the backward half of :meth:`compute`. Each pass
+        can be explained once (the backward frees its graph)."""
+        with torch.inference_mode(False):  # works inside torch.inference_mode() too
+            return self._explain(fwd, targets)
+
+    def _explain(self, fwd: ForwardPass, targets: Iterable[int] | int | None) -> CAMOutput:
+        logits, activations, height, width = fwd.logits, fwd.activations, fwd.height, fwd.width
+        with torch.enable_grad():
+            target_idx = None if targets is None else self._check_targets(targets, len(logits))
+            if target_idx is None:
+                target_idx = logits.argmax(1).cpu()
+            elif int(target_idx.min()) < 0 or int(target_idx.max()) >= logits.shape[1]:
+                raise ValueError(
+                    f"targets must lie in 0..{logits.shape[1] - 1} (the model has {logits.shape[1]} classes), "
+                    f"got {target_idx.tolist()}"
+                )
+            score = logits.gather(1, target_idx.to(logits.device).view(-1, 1)).sum()
             grads = torch.autograd.grad(score, activations, allow_unused=True)
         layer_maps = []
         for i, (act, grad) in enumerate(zip(activations, grads, strict=True)):
@@ -349,9 +416,10 @@ class BaseCAM:
                 cam = F.interpolate(cam[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
                 layer_maps.append(rescale_maps(cam))
         stacked = torch.stack(layer_maps).float().cpu()
+        logits = logits.detach()
         return CAMOutput(
             maps=stacked.mean(0).numpy(), layer_maps=stacked.numpy(), targets=target_idx.numpy(),
-            logits=logits.detach().float().cpu().numpy(),
+            logits=logits.float().cpu().numpy(), probs=torch.softmax(logits, 1), features=fwd.features,
         )
 
 
@@ -437,8 +505,16 @@ class AugmentedCAM(BaseCAM):
             unshifted image; a copy's uncovered edge repeats the edge pixels
             (:func:`translate`), and so does its map moved back.
         classify: ``classify(image) -> scores``, float (B, C) for the batch
-            (e.g. ``functools.partial(camseg.models.classifier.flip_logits, model)``):
-            the class decision, when it is not the original's forward pass.
+            (e.g. :class:`camseg.models.classifier.FlipVote`): the class decision, when
+            it is not the original's forward pass. When it also has
+            ``from_logits(image, known)`` (``known``: flip dims -> logits (B, C) of that
+            flip of the image; ``()`` the image, ``(-1,)`` its mirror) and ``flip`` and
+            ``share_passes`` are on, the original's and the mirror's forward passes (which
+            the maps need anyway) give it those two flips' logits, so they are not computed
+            twice.
+        share_passes: let ``classify`` reuse the CAM's forward passes (above); False runs
+            ``classify(image)`` on its own (the reference path: the same numbers where the
+            classifier's output does not depend on how a batch is split into passes).
 
     ``compute(image, targets)`` returns a :class:`CAMOutput` whose
     ``layer_maps`` float32 (L, B, H, W) are each layer's mean over the copies
@@ -446,7 +522,7 @@ class AugmentedCAM(BaseCAM):
     """
 
     def __init__(self, cam: BaseCAM, flip: bool = True, shifts: Iterable[tuple[int, int]] = (),
-                 classify: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 classify: Callable[[torch.Tensor], torch.Tensor] | None = None, share_passes: bool = True) -> None:
         if not isinstance(cam, BaseCAM):
             raise TypeError(f"cam must be a BaseCAM (e.g. GradCAM(model, layers)), got {type(cam).__name__}")
         if classify is not None and not callable(classify):
@@ -466,6 +542,7 @@ class AugmentedCAM(BaseCAM):
         self.flip = bool(flip)
         self.shifts: tuple[tuple[int, int], ...] = tuple(moves)
         self.classify = classify
+        self.share_passes = bool(share_passes)
 
     @property
     def description(self) -> str:
@@ -495,25 +572,36 @@ class AugmentedCAM(BaseCAM):
             raise ValueError(f"shifts {too_far} move the image ({height} x {width}, H x W) out of view; "
                              "give shifts smaller than the image")
         logits = None
-        if self.classify is not None:
+        shared = self.flip and self.share_passes and callable(getattr(self.classify, "from_logits", None))
+        if shared:
+            # The original and its mirror are two of the vote's copies: one forward pass each serves both.
+            if targets is not None:
+                self._check_targets(targets, len(image))
+            passes = {(): self.cam.forward_pass(image), (-1,): self.cam.forward_pass(image.flip(-1))}
+            scores = self.classify.from_logits(image, {dims: fwd.logits.detach() for dims, fwd in passes.items()})
+        elif self.classify is not None:
             scores = self.classify(image)
+        if self.classify is not None:
             if tuple(scores.shape[:1]) != (len(image),) or scores.ndim != 2:
                 raise ValueError(f"classify must return scores (B, C) for B = {len(image)} images, "
                                  f"got shape {tuple(scores.shape)}")
             logits = scores.detach().float().cpu().numpy()
             if targets is None:
                 targets = logits.argmax(1)
-        out = self.cam.compute(image, targets)
+        out = self.cam.explain(passes[()], targets) if shared else self.cam.compute(image, targets)
         total = out.layer_maps.astype(np.float64)
         for dx, dy in ((0, 0), *self.shifts):
             moved = translate(image, dx, dy)
             for mirrored in ((False, True) if self.flip else (False,)):
                 if (dx, dy) == (0, 0) and not mirrored:
                     continue  # the original, above
-                copy = self.cam.compute(moved.flip(-1) if mirrored else moved, out.targets)
+                if shared and (dx, dy) == (0, 0):
+                    copy = self.cam.explain(passes.pop((-1,)), out.targets)
+                else:
+                    copy = self.cam.compute(moved.flip(-1) if mirrored else moved, out.targets)
                 maps = torch.from_numpy(np.ascontiguousarray(copy.layer_maps[..., ::-1] if mirrored
                                                              else copy.layer_maps))
                 total += translate(maps, -dx, -dy).numpy()
         layer_maps = (total / self.n_copies).astype(np.float32)
         return CAMOutput(maps=layer_maps.mean(0), layer_maps=layer_maps, targets=out.targets,
-                         logits=out.logits if logits is None else logits)
+                         logits=out.logits if logits is None else logits, probs=out.probs, features=out.features)

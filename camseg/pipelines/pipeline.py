@@ -175,9 +175,14 @@ class BasicSamPipeline:
         param = next((p for p in self.classifier.parameters() if p.is_floating_point()), None)
         normalized = images.detach().to(device=model_device(self.classifier),
                                         dtype=param.dtype if param is not None else images.dtype)
+        extras = {"logits": out.logits}
+        if out.probs is not None and out.features is not None and self.cam.model is self.classifier:
+            # what the classifier said about the images in the CAM's forward pass: region scoring
+            # reuses it instead of running the batch again
+            extras["classifier_outputs"] = (out.probs, out.features)
         return PromptContext(images=denormalize(images), normalized=normalized, cams=out.maps,
                              targets=out.targets, classifier=self.classifier, segmenter=self.segmenter,
-                             extras={"logits": out.logits})
+                             extras=extras)
 
     def prompts(self, images: torch.Tensor, targets: Iterable[int | str] | int | str | None = None,
                 context: PromptContext | None = None) -> Prompts:

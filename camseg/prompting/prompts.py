@@ -16,7 +16,8 @@ camseg's strategies:
 
 * :class:`CamInterior`: the point deepest inside (largest distance to the
   border of) the strongest connected region of the thresholded CAM.
-* :class:`~camseg.prompting.regions.MaskScoring` (in :mod:`camseg.prompting.regions`): candidate points where the CAM is high are each segmented; the
+* :class:`~camseg.prompting.regions.MaskScoring` (in :mod:`camseg.prompting.regions`): candidate
+  points where the CAM is high are each segmented; the
   distinct regions are scored (CAM support, what the classifier sees in each
   region alone, ...) and the best region's deepest point is the foreground
   prompt. Background points go on a rejected distractor region and where the
@@ -129,7 +130,8 @@ class PromptContext:
         if not np.isfinite(cams).all():
             raise ValueError("cams contain NaN or infinite values")
         if cams.size and (cams.min() < 0 or cams.max() > 1 + 1e-6):
-            raise ValueError(f"cams must lie in [0, 1] (as camseg.models.cam makes them), got {cams.min():g}..{cams.max():g}")
+            raise ValueError(f"cams must lie in [0, 1] (as camseg.models.cam makes them), "
+                             f"got {cams.min():g}..{cams.max():g}")
         images = np.asarray(self.images)
         if images.shape != (*cams.shape, 3):
             raise ValueError(f"images must be uint8 (B, H, W, 3) = {(*cams.shape, 3)} to match cams, "

@@ -242,7 +242,8 @@ class Book:
         return iou_per_image(self.predictions[pipeline]["masks"], self.masks)
 
     def summary_figure(self, index: int = 3, pipeline: str = "foreground_background"):
-        """The method on one test image: input → Grad-CAM → points → mask (:func:`camseg.publishing.viz.pipeline_summary`)."""
+        """The method on one test image: input → Grad-CAM → points → mask
+        (:func:`camseg.publishing.viz.pipeline_summary`)."""
         from camseg.data.shapes import CLASSES
         from camseg.publishing.viz import pipeline_summary
 
@@ -356,8 +357,11 @@ def degradation_sentence(clean: Mapping[str, Mapping], degraded: Mapping[str, Ma
 
     ``clean``/``degraded``: ``{strategy: point metrics}`` (the results' ``strategies``).
 
-    >>> degradation_sentence({"cam_argmax": {"fg_hit_rate": 0.70}}, {"cam_argmax": {"fg_hit_rate": 0.80}}, 500)
-    'On degraded images the foreground hit rate rises for CAM maximum (0.700 → 0.800); a change smaller than about 0.041 (two standard errors of a rate near 0.7 over 500 images) is within chance.'
+    >>> s = degradation_sentence({"cam_argmax": {"fg_hit_rate": 0.70}}, {"cam_argmax": {"fg_hit_rate": 0.80}}, 500)
+    >>> s.split("; ")[0]
+    'On degraded images the foreground hit rate rises for CAM maximum (0.700 → 0.800)'
+    >>> s.split("; ")[1]
+    'a change smaller than about 0.041 (two standard errors of a rate near 0.7 over 500 images) is within chance.'
     """
     from camseg.publishing.prose import compare, num
     from camseg.publishing.tables import strategy_label as label

@@ -3,7 +3,7 @@
     python -m camseg.publishing.figures _static/pipeline.png [--workdir artifacts] [--index 3]
 
 It loads the results :func:`camseg.build.artifacts.build_artifacts` cached (computing whatever is
-missing, without the seeds and the shift suite) and saves :meth:`camseg.publishing.book.Book.summary_figure`
+missing of the evaluations) and saves :meth:`camseg.publishing.book.Book.summary_figure`
 (input → Grad-CAM → points → mask) as a PNG, atomically.
 """
 
@@ -28,7 +28,7 @@ def write_pipeline_figure(out: str | os.PathLike, workdir: str | os.PathLike | N
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise ValueError(f"{out}: expected a .png file name")
-    book = Book(build_artifacts(workdir, suite=False))
+    book = Book(build_artifacts(workdir, parts=("evaluations",)))
     if not 0 <= index < len(book.images):
         raise ValueError(f"--index must be in 0..{len(book.images) - 1}, got {index}")
     return write_atomic(out, figure_png(book.summary_figure(index), dpi=dpi))

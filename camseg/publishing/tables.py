@@ -598,8 +598,8 @@ def settings_table() -> Table:
 
 
 def format_table(result: dict) -> str:
-    """A plain-text table of a result of :func:`camseg.evaluation.evaluate.evaluate`, with the same labels, units and number
-    formats as the book and the PDF."""
+    """A plain-text table of a result of :func:`camseg.evaluation.evaluate.evaluate`, with the same labels,
+    units and number formats as the book and the PDF."""
     tag = "degraded" if result.get("degraded") else "clean"
     first = pipeline_table({tag: result}, seconds=True).to_text()
     return f"{result.get('split', 'test')} split\n{first}\n\n{strategy_table({tag: result}).to_text()}"
