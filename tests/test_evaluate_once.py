@@ -32,7 +32,7 @@ from camseg.prompting.regions import (
 )
 from camseg.segmenters import RegionGrowSegmenter, get_segmenter
 from camseg.segmenters.base import BaseSegmenter
-from camseg.segmenters.offline import _component_at
+from camseg.segmenters.offline import component_at
 
 
 def _blobs(rng, n=4, h=48, w=64):
@@ -254,7 +254,7 @@ def test_component_at_is_the_labelled_component(seed):
     mask = rng.random((48, 64)) < 0.55
     for _ in range(20):
         r, c = int(rng.integers(0, 48)), int(rng.integers(0, 64))
-        got = _component_at(mask, r, c)
+        got = component_at(mask, r, c)
         _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
         if labels[r, c]:
             want = regions_fill(labels == labels[r, c])
@@ -265,6 +265,6 @@ def test_component_at_is_the_labelled_component(seed):
 
 
 def regions_fill(component: np.ndarray) -> np.ndarray:
-    from camseg.segmenters.offline import _fill_small_holes
+    from camseg.segmenters.offline import fill_small_holes
 
-    return _fill_small_holes(component)
+    return fill_small_holes(component)

@@ -98,3 +98,18 @@ def test_every_public_name_resolves():
     assert camseg.GradCAM.__module__ == "camseg.models.cam"
     with pytest.raises(AttributeError):
         camseg.not_a_name  # noqa: B018
+
+
+def test_no_private_name_is_imported_across_modules():
+    """A name starting with ``_`` stays in its module: nothing in camseg, the tests, the results or the
+    benchmarks imports one from camseg."""
+    import ast
+
+    found = []
+    for folder in ("camseg", "tests", "results", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("camseg"):
+                    found += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                              if a.name.startswith("_") and not a.name.startswith("__")]
+    assert found == []

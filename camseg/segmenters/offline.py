@@ -56,6 +56,8 @@ __all__ = [
     "OfflineSegmenter",
     "RandomWalkerSegmenter",
     "RegionGrowSegmenter",
+    "component_at",
+    "fill_small_holes",
     "stable_tolerance",
 ]
 
@@ -73,7 +75,7 @@ def _erode(mask: np.ndarray) -> np.ndarray:
     return cv2.erode(mask.astype(np.uint8), _K3, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
 
 
-def _fill_small_holes(mask: np.ndarray, max_fraction: float = 0.05) -> np.ndarray:
+def fill_small_holes(mask: np.ndarray, max_fraction: float = 0.05) -> np.ndarray:
     """Fill the holes of ``mask`` (4-connected background parts not touching the image border)
     smaller than ``max_fraction`` of its area (noise specks), not larger ones (another object
     enclosed by the region)."""
@@ -98,14 +100,14 @@ def _seed_component(mask: np.ndarray, row: int, col: int) -> tuple[np.ndarray, i
     return binary, int(area)
 
 
-def _component_at(mask: np.ndarray, row: int, col: int) -> np.ndarray:
+def component_at(mask: np.ndarray, row: int, col: int) -> np.ndarray:
     """The 8-connected component of ``mask`` that holds pixel (row, col), small holes filled;
     just that pixel when it is not in ``mask``."""
     if not mask[row, col]:
         out = np.zeros_like(mask, dtype=bool)
         out[row, col] = True
         return out
-    return _fill_small_holes(_seed_component(mask, row, col)[0] == 2)
+    return fill_small_holes(_seed_component(mask, row, col)[0] == 2)
 
 
 def _contrast_score(features: np.ndarray, mask: np.ndarray) -> float:
@@ -493,7 +495,7 @@ class RegionGrowSegmenter(OfflineSegmenter):
                 if not region[bg_rows, bg_cols].any():
                     break
                 tol *= 0.7
-                region = self._refine(_component_at(dist <= tol, int(r), int(c)), dist)
+                region = self._refine(component_at(dist <= tol, int(r), int(c)), dist)
             mask |= region
         return mask, functools.partial(_contrast_score, f, mask)
 
@@ -510,7 +512,7 @@ class RegionGrowSegmenter(OfflineSegmenter):
         mu = np.median(f[max(0, r - 1):r + 2, max(0, c - 1):c + 2].reshape(-1, 3), axis=0)
         dist = np.linalg.norm(f - mu, axis=-1)
         cap = self._cap(dist, r, c)
-        core = _component_at(dist <= min(self.initial_tolerance, cap), r, c)
+        core = component_at(dist <= min(self.initial_tolerance, cap), r, c)
         interior = _erode(core)
         if interior.sum() < 5:
             interior = core
@@ -521,7 +523,7 @@ class RegionGrowSegmenter(OfflineSegmenter):
         if np.isfinite(cap):  # the guard again around the re-estimated colour: a leak may have moved
             cap = min(cap, self._cap(dist, r, c))
         tol = min(tol, max(cap, float(TOLERANCE_STEPS[0])))
-        core = _component_at(dist <= tol, r, c)
+        core = component_at(dist <= tol, r, c)
         return self._refine(core, dist), dist, tol
 
     def _refine(self, region: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -543,4 +545,4 @@ class RegionGrowSegmenter(OfflineSegmenter):
                 break
             region = region.copy()
             region[rr[accept], cc[accept]] = True
-        return _fill_small_holes(region)
+        return fill_small_holes(region)
