@@ -14,7 +14,7 @@ from camseg.utils.paths import held_lock
 BUILD = """
 import sys
 from camseg.build.artifacts import build_artifacts
-res = build_artifacts(sys.argv[1], arch="resnet18", segmenter="floodfill", device="cpu", suite=False)
+res = build_artifacts(sys.argv[1], arch="resnet18", segmenter="floodfill", device="cpu", parts=("evaluations",))
 print("checkpoint", res.key.checkpoint_sha256)
 print("iou", res.clean.pipelines["foreground_background"].iou)
 """
