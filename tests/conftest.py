@@ -25,14 +25,48 @@ def resnet18_model() -> nn.Module:
     from torchvision.models import resnet18
 
     torch.manual_seed(0)
-    model = resnet18(num_classes=5)
-    # Random BN statistics make the random network's maps less degenerate.
+    return _random_batch_norm(resnet18(num_classes=5))
+
+
+def _random_batch_norm(model: nn.Module) -> nn.Module:
+    """``model`` with seeded random batch-norm statistics (they make a random network's maps less
+    degenerate), in eval mode."""
     gen = torch.Generator().manual_seed(1)
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
             m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
     return model.eval()
+
+
+@pytest.fixture()
+def random_efficientnet() -> nn.Module:
+    """EfficientNet-Lite0 with seeded random weights and batch-norm statistics (no download), in eval mode;
+    a fresh one for each test."""
+    from camseg.models.classifier import build_classifier
+
+    torch.manual_seed(0)
+    model, _ = build_classifier("efficientnet_lite0", pretrained=False)
+    return _random_batch_norm(model)
+
+
+@pytest.fixture()
+def blobs():
+    """``blobs(rng, n, h=48, w=64) -> (images uint8 (n, h, w, 3), cams float32 (n, h, w))``: eight coloured
+    rectangles on a textured background per image, and smooth random CAMs in [0, 1]."""
+
+    def make(rng: np.random.Generator, n: int, h: int = 48, w: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        images = rng.integers(60, 90, (n, h, w, 3)).astype(np.uint8)
+        for img in images:
+            for _ in range(8):
+                r, c = rng.integers(0, h - 12), rng.integers(0, w - 14)
+                img[r:r + rng.integers(6, 12), c:c + rng.integers(6, 14)] = rng.integers(0, 256, 3)
+        yy, xx = np.mgrid[0:h, 0:w]
+        cams = np.stack([np.exp(-((yy - rng.uniform(0, h)) ** 2 + (xx - rng.uniform(0, w)) ** 2) / 800)
+                         for _ in range(n)])
+        return images, cams.astype(np.float32)
+
+    return make
 
 
 @pytest.fixture()

@@ -16,7 +16,7 @@ from torch import nn
 from camseg.data.dataset import normalize
 from camseg.evaluation.evaluate import evaluate
 from camseg.models.cam import AugmentedCAM
-from camseg.models.classifier import FlipVote, build_classifier, default_cam, flip_logits
+from camseg.models.classifier import FlipVote, default_cam, flip_logits
 from camseg.prompting import regions
 from camseg.prompting.prompts import PromptContext
 from camseg.prompting.regions import (
@@ -35,16 +35,6 @@ from camseg.segmenters.base import BaseSegmenter
 from camseg.segmenters.offline import component_at
 
 
-def _blobs(rng, n=4, h=48, w=64):
-    """Images with eight coloured rectangles each on a textured background, and smooth random CAMs."""
-    images = rng.integers(60, 90, (n, h, w, 3)).astype(np.uint8)
-    for img in images:
-        for _ in range(8):
-            r, c = rng.integers(0, h - 12), rng.integers(0, w - 14)
-            img[r:r + rng.integers(6, 12), c:c + rng.integers(6, 14)] = rng.integers(0, 256, 3)
-    yy, xx = np.mgrid[0:h, 0:w]
-    cams = np.stack([np.exp(-((yy - rng.uniform(0, h)) ** 2 + (xx - rng.uniform(0, w)) ** 2) / 800) for _ in range(n)])
-    return images, cams.astype(np.float32)
 
 
 def _ctx(cams, images, targets, **kw):
@@ -58,11 +48,11 @@ SCORERS = [FITTED_SCORE, SimilarityScore(), KeepScore(), DeletionScore(), Remova
 
 
 @pytest.mark.parametrize("scorer", SCORERS, ids=lambda s: s.name)
-def test_batched_choice_is_the_per_image_reference(tiny_model, scorer):
+def test_batched_choice_is_the_per_image_reference(tiny_model, scorer, blobs):
     """MaskScoring's batched search (every image's classifier runs in shared batches, bounds
     tightened run by run) picks the regions and distractors of the per-image branch and bound,
     with at most as many images through the classifier."""
-    images, cams = _blobs(np.random.default_rng(3))
+    images, cams = blobs(np.random.default_rng(3), 4)
     targets = [0, 1, 2, 3]
     seen = [0]
     handle = tiny_model.register_forward_hook(lambda mod, inp, out: seen.__setitem__(0, seen[0] + len(inp[0])))
@@ -86,10 +76,10 @@ def test_batched_choice_is_the_per_image_reference(tiny_model, scorer):
     assert runs[True] <= runs[False]
 
 
-def test_removal_and_deletion_stay_within_their_known_range(tiny_model):
+def test_removal_and_deletion_stay_within_their_known_range(tiny_model, blobs):
     """A probability drop is at most the whole image's probability: the bound the batched search
     uses before running the classifier holds for every region."""
-    images, cams = _blobs(np.random.default_rng(4), n=2)
+    images, cams = blobs(np.random.default_rng(4), 2)
     ctx = _ctx(cams, images, [1, 4], classifier=tiny_model, segmenter=RegionGrowSegmenter(smoothing=0))
     ms = MaskScoring(threshold=0.1)
     for i in range(2):
@@ -177,23 +167,11 @@ def test_evaluate_gives_the_reference_paths_prompts_and_masks(tiny_dataset, tiny
     assert asked[False] <= asked[True] - ref["n_images"]
 
 
-def _random_efficientnet() -> nn.Module:
-    """EfficientNet-Lite0 with random weights and random batch-norm statistics (no download)."""
-    torch.manual_seed(0)
-    model, _ = build_classifier("efficientnet_lite0", pretrained=False)
-    gen = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-    return model.eval()
-
-
-def test_flip_vote_reuses_the_cams_forward_passes():
+def test_flip_vote_reuses_the_cams_forward_passes(random_efficientnet):
     """default_cam's AugmentedCAM takes the vote's unflipped and mirrored logits from its own
     forward passes (4 model calls instead of 6) and gives the same maps, classes and scores; its
     probabilities and penultimate features are the classifier's on the same batch."""
-    model = _random_efficientnet()
+    model = random_efficientnet
     cam = default_cam(model, "efficientnet_lite0")
     assert isinstance(cam, AugmentedCAM) and isinstance(cam.classify, FlipVote) and cam.share_passes
     x = torch.randn(3, 3, 48, 64, generator=torch.Generator().manual_seed(2))
@@ -223,9 +201,9 @@ def test_flip_vote_reuses_the_cams_forward_passes():
     np.testing.assert_array_equal(again.logits, shared.logits)
 
 
-def test_relu6_in_place_changes_no_number():
+def test_relu6_in_place_changes_no_number(random_efficientnet):
     """EfficientNet-Lite's ReLU6 clip in place: the same outputs and gradients as out of place."""
-    model = _random_efficientnet()
+    model = random_efficientnet
     relus = [m for m in model.modules() if isinstance(m, nn.ReLU6)]
     assert relus and all(m.inplace for m in relus)
     plain = copy.deepcopy(model)

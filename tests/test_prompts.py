@@ -142,16 +142,6 @@ def test_strategies_are_deterministic():
         assert (a.point_coords[..., 0] <= w - 1).all() and (a.point_coords[..., 1] <= h - 1).all()
 
 
-def _blobs(rng, n=3, h=48, w=64):
-    """Images with eight coloured rectangles each on a textured background, and smooth random CAMs."""
-    images = rng.integers(60, 90, (n, h, w, 3)).astype(np.uint8)
-    for img in images:
-        for _ in range(8):
-            r, c = rng.integers(0, h - 12), rng.integers(0, w - 14)
-            img[r:r + rng.integers(6, 12), c:c + rng.integers(6, 14)] = rng.integers(0, 256, 3)
-    yy, xx = np.mgrid[0:h, 0:w]
-    cams = np.stack([np.exp(-((yy - rng.uniform(0, h)) ** 2 + (xx - rng.uniform(0, w)) ** 2) / 800) for _ in range(n)])
-    return images, cams.astype(np.float32)
 
 
 SCORERS = [SimilarityScore(), KeepScore(), DeletionScore(), CamSupportScore(),
@@ -159,10 +149,10 @@ SCORERS = [SimilarityScore(), KeepScore(), DeletionScore(), CamSupportScore(),
 
 
 @pytest.mark.parametrize("scorer", SCORERS, ids=lambda s: s.name)
-def test_mask_scoring_prunes_without_changing_the_choice(tiny_model, scorer):
+def test_mask_scoring_prunes_without_changing_the_choice(tiny_model, scorer, blobs):
     """Branch and bound scores few regions, yet picks the region (and the distractor) that
     scoring every region would: checked against an exhaustive scoring of the same regions."""
-    images, cams = _blobs(np.random.default_rng(1))
+    images, cams = blobs(np.random.default_rng(1), 3)
     # many candidates (the former default): enough regions that pruning has something to skip
     ms = MaskScoring(n_background=2, scorer=scorer, threshold=0.1, max_candidates=96)
     seen = []

@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
-from camseg.build.keys import camseg_version
+from camseg.build.keys import camseg_version, file_sha256
 from camseg.utils.paths import atomic_path, cache_dir, owner_tag, write_atomic
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_NAME", "INSTALLED", "MANIFEST", "PROFILE", "PUBLISHED_URL", "BundleConflictError",
@@ -163,14 +163,6 @@ def bundle_files(workdir: str | os.PathLike) -> list[str]:
     return sorted(out)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_json(path: Path) -> dict | None:
     try:
         value = json.loads(path.read_text())
@@ -256,13 +248,13 @@ def write_bundle(workdir: str | os.PathLike, out_path: str | os.PathLike,
         backend = {"name": backend, "reason": "", "requested": backend}
     elif not isinstance(backend, Mapping):
         backend = {"name": backend.name, "reason": backend.reason, "requested": backend.requested}
-    entries = [{"path": rel, "size": (work / rel).stat().st_size, "sha256": _sha256(work / rel)} for rel in files]
+    entries = [{"path": rel, "size": (work / rel).stat().st_size, "sha256": file_sha256(work / rel)} for rel in files]
     sources = {rel: work / rel for rel in files}
     if profile is not None:
         profile = Path(profile)
         if not profile.is_file():
             raise BundleError(f"cannot bundle the build profile {profile}: no such file")
-        entries.append({"path": PROFILE, "size": profile.stat().st_size, "sha256": _sha256(profile)})
+        entries.append({"path": PROFILE, "size": profile.stat().st_size, "sha256": file_sha256(profile)})
         sources[PROFILE] = profile
     entries.sort(key=lambda e: e["path"])
     manifest = {
@@ -397,7 +389,7 @@ def _read_chunk(src, where: str, rel: str) -> bytes:
 
 def _same_file(path: Path, size: int, sha256: str) -> bool:
     try:
-        return path.is_file() and not path.is_symlink() and path.stat().st_size == size and _sha256(path) == sha256
+        return path.is_file() and not path.is_symlink() and path.stat().st_size == size and file_sha256(path) == sha256
     except OSError:
         return False
 
@@ -485,9 +477,9 @@ def fetch_bundle(source: str | os.PathLike, workdir: str | os.PathLike, known_ha
         path = Path(source)
         if not path.is_file():
             raise BundleError(f"bundle {path} does not exist; expected a {BUNDLE_NAME} file or an http(s):// URL")
-        if spec is not None and _sha256(path) != spec.split(":", 1)[1]:
-            raise BundleCorruptError(f"bundle {path} does not match its known hash {known_hash}: refusing it")
-    archive_sha = _sha256(path)
+    archive_sha = file_sha256(path)  # once: the known hash of a local file is checked against it
+    if not is_url(where) and spec is not None and archive_sha != spec.split(":", 1)[1]:
+        raise BundleCorruptError(f"bundle {path} does not match its known hash {known_hash}: refusing it")
     work = Path(workdir)
     work.parent.mkdir(parents=True, exist_ok=True)
     with _open_tar(path, where) as tar:
