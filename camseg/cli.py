@@ -190,6 +190,39 @@ def remember_chapters(build_dir, fingerprint: str) -> None:
         tmp.write_text(fingerprint + "\n")
 
 
+BOOK_SOURCES: tuple[str, ...] = ("_config.yml", "_toc.yml", "book", "_static")
+"""What ``jupyter-book build`` reads besides camseg's source, relative to the book's root."""
+
+
+def book_fingerprint(root, artefacts: str, env: dict[str, str]) -> str:
+    """SHA-256 of everything the built book depends on: ``artefacts``
+    (:func:`artefacts_fingerprint`: camseg's source, which the API pages are parsed from, and the
+    evaluations), the book's sources under ``root`` (:data:`BOOK_SOURCES`, without the API pages
+    generated during a build and any ``_build``), the ``CAMSEG_*`` settings of ``env`` the chapters
+    run with, and the versions of jupyter-book and Sphinx."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
+
+    root = Path(root)
+    digest = hashlib.sha256(artefacts.encode() + b"\0")
+    for name in sorted(k for k in env if k.startswith("CAMSEG_")):
+        digest.update(f"{name}={env[name]}\0".encode())
+    for package in ("jupyter-book", "sphinx"):
+        try:
+            digest.update(f"{package}=={version(package)}\0".encode())
+        except PackageNotFoundError:
+            digest.update(f"{package} missing\0".encode())
+    generated = root / "book" / "reference" / "api"
+    for top in BOOK_SOURCES:
+        paths = [root / top] if (root / top).is_file() else sorted((root / top).rglob("*"))
+        for path in paths:
+            skip = {"_build", ".ipynb_checkpoints", "__pycache__"} & set(path.relative_to(root).parts)
+            if path.is_file() and not skip and not path.is_relative_to(generated):
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     """The main job: artefacts (cached), the Jupyter Book and the PDF report.
 
@@ -204,6 +237,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from camseg.build.artifacts import build_artifacts
     from camseg.build.stages import StageLog
     from camseg.data.io import check_output_file
+    from camseg.utils.paths import atomic_path
 
     check_output_file(args.report, "--report", suffixes=(".pdf",))
     root = Path(args.book)
@@ -238,13 +272,26 @@ def _cmd_build(args: argparse.Namespace) -> int:
         env = dict(os.environ, CAMSEG_WORKDIR=str(Path(res.workdir).resolve()), CAMSEG_SEGMENTER=res.backend.name,
                    CAMSEG_SEGMENTER_REASON=res.backend.reason, CAMSEG_DEVICE=res.device)
         fingerprint = artefacts_fingerprint(res.workdir)
-        if forget_stale_chapters(root / "_build", fingerprint):
+        book_key = book_fingerprint(root, fingerprint, env)
+        stamp, index = root / "_build" / "book.sha256", root / "_build" / "html" / "index.html"
+        unchanged = index.is_file() and stamp.is_file() and stamp.read_text().strip() == book_key
+        if unchanged:
+            print(f"      unchanged since it was last built (its sources, camseg and the artefacts): {index} kept; "
+                  f"delete {stamp} to build it anyway")
+        elif forget_stale_chapters(root / "_build", fingerprint):
             print("      the artefacts changed since the chapters were last executed: every chapter runs again")
         with stages.stage("book") as row:
-            done = subprocess.run([exe, "build", "-W", "-n", "--keep-going", str(root)], env=env)
-            row["note"] = str(root / "_build" / "html" / "index.html")
-        if done.returncode == 0:
+            if unchanged:
+                done = subprocess.CompletedProcess([], 0)
+                row["note"] = f"{index} (unchanged, not rebuilt)"
+            else:
+                stamp.unlink(missing_ok=True)
+                done = subprocess.run([exe, "build", "-W", "-n", "--keep-going", str(root)], env=env)
+                row["note"] = str(index)
+        if done.returncode == 0 and not unchanged:
             remember_chapters(root / "_build", fingerprint)
+            with atomic_path(stamp) as tmp:
+                tmp.write_text(book_key + "\n")
         if done.returncode != 0:
             print(f"camseg: error: the book build failed (exit {done.returncode}); see the log above",
                   file=sys.stderr)
@@ -257,13 +304,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
     print(f"[3/3] report: {out}")
     profile = stages.write_json(root / "_build" / "build-profile.json")
     if bundle_out is not None:
-        from camseg.build.bundle import write_bundle
+        from camseg.build.bundle import bundle_is_current, write_bundle
 
         with stages.stage("results bundle") as row:  # the bundle holds the profile up to here
-            write_bundle(res.workdir, bundle_out, profile, settings=res.settings, backend=res.backend,
-                         device=res.device)
-            row["note"] = str(bundle_out)
+            kept = bundle_is_current(bundle_out, res.workdir)
+            if not kept:
+                write_bundle(res.workdir, bundle_out, profile, settings=res.settings, backend=res.backend,
+                             device=res.device)
+            row["note"] = f"{bundle_out}{' (holds these results already, kept)' if kept else ''}"
         print(f"      bundle: {bundle_out} ({bundle_out.stat().st_size / 2**20:.1f} MiB; "
+              f"{'unchanged, with the profile of the build that made it; ' if kept else ''}"
               f"camseg build --from-bundle {bundle_out} reuses every result)")
         stages.write_json(profile)
     print(f"\nstages (also in {profile}):\n{stages.table()}")

@@ -312,3 +312,23 @@ def test_cli_bundle_option_needs_a_tar_gz(tmp_path, capsys):
                  "--bundle", str(tmp_path / "results.zip")])
     assert code == 2
     assert "expected a .tar.gz file name" in capsys.readouterr().err
+
+
+def test_bundle_is_current_only_while_the_work_folder_is_unchanged(built, tmp_path):
+    work, out = built
+    assert B.bundle_is_current(out, work)  # the build profile is not a result: not compared
+    assert not B.bundle_is_current(tmp_path / "missing.tar.gz", work)
+    (tmp_path / "broken.tar.gz").write_bytes(b"not a bundle")
+    assert not B.bundle_is_current(tmp_path / "broken.tar.gz", work)
+    (work / "eval" / "seeds" / "plain-seed1.json").write_text(json.dumps({"set": "plain", "iou": 0.5}))  # same name
+    assert not B.bundle_is_current(out, work)
+    fresh = B.write_bundle(work, tmp_path / "fresh.tar.gz")
+    assert B.bundle_is_current(fresh, work)
+    (work / "eval" / "seeds" / "small-seed1.json").write_text("{}")  # a new file
+    assert not B.bundle_is_current(fresh, work)
+
+
+def test_bundle_from_another_version_is_not_current(built, monkeypatch):
+    work, out = built
+    monkeypatch.setattr(B, "camseg_version", lambda: "0.0.0+other")
+    assert not B.bundle_is_current(out, work)

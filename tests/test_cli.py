@@ -65,3 +65,30 @@ def test_the_chapter_cache_is_dropped_when_the_artefacts_change(tmp_path):
     assert artefacts_fingerprint(work) != first
     assert forget_stale_chapters(build, artefacts_fingerprint(work))
     assert not (build / ".jupyter_cache").exists() and not (build / "artefacts.sha256").exists()
+
+
+def test_the_book_fingerprint_follows_its_sources_settings_and_artefacts(tmp_path):
+    from camseg.cli import book_fingerprint
+
+    root = tmp_path / "repo"
+    (root / "book" / "reference" / "api").mkdir(parents=True)
+    (root / "_static").mkdir()
+    (root / "_config.yml").write_text("title: t\n")
+    (root / "_toc.yml").write_text("root: book/intro\n")
+    (root / "book" / "intro.md").write_text("# Intro\n")
+    (root / "_static" / "style.css").write_text("body {}\n")
+    env = {"CAMSEG_WORKDIR": "/w", "HOME": "/home/x"}
+    first = book_fingerprint(root, "a" * 64, env)
+    assert book_fingerprint(root, "a" * 64, env) == first  # stable
+    (root / "book" / "reference" / "api" / "index.rst").write_text("generated during a build\n")
+    (root / "_build").mkdir()
+    (root / "_build" / "index.html").write_text("output\n")
+    assert book_fingerprint(root, "a" * 64, {**env, "HOME": "/elsewhere"}) == first  # outputs and others: ignored
+    assert book_fingerprint(root, "b" * 64, env) != first  # the artefacts (camseg's source, evaluations)
+    assert book_fingerprint(root, "a" * 64, {**env, "CAMSEG_SEEDS": "1"}) != first  # the chapters' settings
+    for rel in ("_config.yml", "_toc.yml", "book/intro.md", "_static/style.css"):
+        before = (root / rel).read_text()
+        (root / rel).write_text(before + "changed\n")
+        assert book_fingerprint(root, "a" * 64, env) != first, rel
+        (root / rel).write_text(before)
+    assert book_fingerprint(root, "a" * 64, env) == first

@@ -47,7 +47,7 @@ from camseg.utils.paths import atomic_path, cache_dir, owner_tag, write_atomic
 
 __all__ = ["BUNDLE_FORMAT", "BUNDLE_NAME", "INSTALLED", "MANIFEST", "PROFILE", "PUBLISHED_URL", "BundleConflictError",
            "BundleCorruptError", "BundleError", "BundleInfo", "BundleUnsafeError", "BundleVersionError", "bundle_env",
-           "bundle_files", "fetch_bundle", "installed_bundle", "installed_record", "is_url", "read_bundle_manifest",
+           "bundle_files", "bundle_is_current", "fetch_bundle", "installed_bundle", "installed_record", "is_url", "read_bundle_manifest",
            "write_bundle"]
 
 BUNDLE_NAME = "camseg-results.tar.gz"
@@ -277,6 +277,27 @@ def write_bundle(workdir: str | os.PathLike, out_path: str | os.PathLike,
                 with open(sources[entry["path"]], "rb") as f:
                     tar.addfile(_tarinfo(entry["path"], entry["size"]), f)
     return out
+
+
+def bundle_is_current(bundle: str | os.PathLike, workdir: str | os.PathLike) -> bool:
+    """Whether the bundle at ``bundle`` already holds exactly what ``workdir`` holds now: made by the
+    running camseg version, listing the same files (:func:`bundle_files`) with the same sizes and
+    SHA-256 (its build profile aside). False when it is missing or unreadable, or ``workdir`` holds
+    no finished build. Reads the manifest only; the archive's members are checked when installed
+    (:func:`fetch_bundle`)."""
+    try:
+        manifest = read_bundle_manifest(bundle)
+        files = bundle_files(workdir)
+    except (BundleError, OSError):
+        return False
+    if manifest["camseg_version"] != camseg_version():
+        return False
+    listed = {e.get("path"): e for e in manifest["files"] if isinstance(e, dict) and e.get("path") != PROFILE}
+    if set(listed) != set(files):
+        return False
+    work = Path(workdir)
+    return all((work / rel).stat().st_size == listed[rel].get("size") and file_sha256(work / rel) == listed[rel].get(
+        "sha256") for rel in files)
 
 
 # --------------------------------------------------------------------------
