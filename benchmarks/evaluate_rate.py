@@ -20,7 +20,10 @@ pipeline's masks (N, H, W) and points (N, P, 2) in (x, y) with their labels.
 ::
 
     python benchmarks/evaluate_rate.py --data /work/ref/data200 --checkpoint /work/ref/ck.pt \\
-        --images 200 --threads 1 2 [--before REV] [--repeats 1] [--json out.json]
+        --images 200 --threads 1 2 [--before REV] [--repeats 1] [--workers 1] [--json out.json]
+
+``--workers N``: the code after evaluates in N worker processes (``evaluate(workers=N)``, each with
+``os.cpu_count() // N`` threads; the ``--threads`` figure is then the machine's, which the workers share).
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ def worker(args: argparse.Namespace) -> None:
 
     set_cpu_threads(args.threads)
     c0, t0 = time.process_time(), time.perf_counter()
+    more = {"workers": args.workers} if args.workers != 1 else {}  # code before worker processes lacks the option
     result = evaluate(args.data, args.checkpoint, get_segmenter(args.segmenter), split=args.split, limit=args.images,
-                      progress=False, keep_masks=True, device="cpu")
+                      progress=False, keep_masks=True, device="cpu", **more)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     out = Path(args.out)
     write_json(result, out / "result.json")
@@ -100,13 +104,13 @@ def worktree(rev: str, path: Path) -> str:
     return commit
 
 
-def run_one(code: Path, args: argparse.Namespace, threads: int, out: Path) -> dict:
+def run_one(code: Path, args: argparse.Namespace, threads: int, out: Path, workers: int = 1) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": str(threads),
            "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--out", str(out), "--threads", str(threads),
            "--data", args.data, "--checkpoint", args.checkpoint, "--images", str(args.images),
-           "--segmenter", args.segmenter, "--split", args.split]
+           "--segmenter", args.segmenter, "--split", args.split, "--workers", str(workers)]
     subprocess.run(cmd, env=env, check=True, cwd=tempfile.gettempdir())
     timing = json.loads((out / "timing.json").read_text())
     if not timing["camseg"].startswith(str(code)):
@@ -126,6 +130,8 @@ def main() -> None:
     p.add_argument("--worktree", default="/tmp/camseg-before")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--json", help="write every timing here")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes of the code after (evaluate(workers=N), each with threads / N threads)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -141,7 +147,8 @@ def main() -> None:
             times: dict[str, list[float]] = {"before": [], "after": []}
             for rep in range(args.repeats):
                 for name, code in codes.items():
-                    timing = run_one(code, args, threads, Path(tmp) / f"{name}-{threads}-{rep}")
+                    timing = run_one(code, args, threads, Path(tmp) / f"{name}-{threads}-{rep}",
+                                     args.workers if name == "after" else 1)
                     times[name].append(timing["seconds"] / timing["n_images"])
                     record["runs"].append({"code": name, "threads": threads, **timing})
                     print(f"  {name:6s} threads {threads}: {timing['seconds']:.1f} s "
@@ -151,11 +158,13 @@ def main() -> None:
             rows.append((timing["n_images"], threads, before, after, before / after,
                          "yes" if same else f"NO: {where}"))
     print(f"\nbefore: {args.before} = {commit[:12]}; after: the working tree ({ROOT})")
+    print(f"after: {args.workers} worker process(es)")
     print("| images | threads | s/image before | s/image after | ratio | outputs identical |")
     print("| --- | --- | --- | --- | --- | --- |")
     for n, threads, before, after, ratio, same in rows:
         print(f"| {n} | {threads} | {before:.3f} | {after:.3f} | {ratio:.2f}x | {same} |")
     if args.json:
+        record["workers_after"] = args.workers
         record["table"] = [dict(zip(("images", "threads", "before", "after", "ratio", "identical"), r, strict=True))
                            for r in rows]
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")

@@ -246,3 +246,33 @@ def regions_fill(component: np.ndarray) -> np.ndarray:
     from camseg.segmenters.offline import fill_small_holes
 
     return fill_small_holes(component)
+
+
+def test_worker_processes_give_the_same_results(tiny_dataset, tiny_checkpoint):
+    """Batches evaluated in two worker processes give the points, masks and numbers of one
+    process (the same batches: region scoring is batched within a batch)."""
+    out = {workers: evaluate(tiny_dataset, tiny_checkpoint, get_segmenter("regiongrow"), split="test",
+                             progress=False, batch_size=3, keep_masks=True, degraded=True, workers=workers)
+           for workers in (1, 2)}
+    for name in out[1]["_masks"]:
+        np.testing.assert_array_equal(out[2]["_masks"][name], out[1]["_masks"][name])
+        for a, b in zip(out[2]["_points"][name], out[1]["_points"][name], strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert _strip(out[2]) == _strip(out[1])
+
+
+def test_workers_need_an_offline_segmenter_and_a_count(tiny_dataset, tiny_checkpoint):
+    class Opaque(BaseSegmenter):  # not an offline segmenter: each worker could not hold its own copy cheaply
+        name = "opaque"
+
+        def _set_image(self, image):
+            pass
+
+        def _predict(self, *args, **kwargs):
+            raise AssertionError("never asked")
+
+    with pytest.raises(ValueError, match="workers=2 needs an offline segmenter"):
+        evaluate(tiny_dataset, tiny_checkpoint, Opaque(), split="test", progress=False, batch_size=3, workers=2)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="workers must be an integer >= 1"):
+            evaluate(tiny_dataset, tiny_checkpoint, get_segmenter("regiongrow"), progress=False, workers=bad)

@@ -45,10 +45,12 @@ from typing import Any
 from camseg.build.keys import camseg_version, file_sha256
 from camseg.utils.paths import atomic_path, cache_dir, owner_tag, write_atomic
 
-__all__ = ["BUNDLE_FORMAT", "BUNDLE_NAME", "INSTALLED", "MANIFEST", "PROFILE", "PUBLISHED_URL", "BundleConflictError",
-           "BundleCorruptError", "BundleError", "BundleInfo", "BundleUnsafeError", "BundleVersionError", "bundle_env",
-           "bundle_files", "bundle_is_current", "fetch_bundle", "installed_bundle", "installed_record", "is_url", "read_bundle_manifest",
-           "write_bundle"]
+__all__ = [
+    "BUNDLE_FORMAT", "BUNDLE_NAME", "INSTALLED", "MANIFEST", "PROFILE", "PUBLISHED_URL", "BundleConflictError",
+    "BundleCorruptError", "BundleError", "BundleInfo", "BundleUnsafeError", "BundleVersionError", "bundle_env",
+    "bundle_files", "bundle_is_current", "fetch_bundle", "installed_bundle", "installed_record", "is_url",
+    "read_bundle_manifest", "write_bundle",
+]
 
 BUNDLE_NAME = "camseg-results.tar.gz"
 """The bundle's file name (``camseg build`` writes ``_build/camseg-results.tar.gz``)."""

@@ -24,7 +24,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,101 @@ def _strategies() -> dict[str, Callable]:
                                                    name="mask_scoring_similarity")}
 
 
+@dataclass
+class _BatchOutput:
+    """What :class:`_Evaluator` computed for one batch of B images (masks bool (B, H, W), prompts
+    in (x, y); ``seconds``: wall time per pipeline)."""
+
+    predictions: np.ndarray
+    peak_hits: np.ndarray
+    masks: dict[str, np.ndarray]
+    prompts: dict[str, Prompts]
+    strategy_prompts: dict[str, Prompts]
+    strategy_masks: dict[str, np.ndarray]
+    seconds: dict[str, float]
+
+
+class _Evaluator:
+    """The pipelines and strategies of one evaluation, built once and run batch by batch (in this
+    process or in a worker process of :func:`evaluate`)."""
+
+    def __init__(self, checkpoint: str | os.PathLike, segmenter: object, device: str, reference: bool) -> None:
+        self.model, self.meta = load_checkpoint(checkpoint, device=device)
+        cam = default_cam(self.model, self.meta["arch"])
+        if reference and isinstance(cam, AugmentedCAM):
+            cam = AugmentedCAM(cam.cam, flip=cam.flip, shifts=cam.shifts, classify=cam.classify,
+                               share_passes=False)
+        self.cam, self.reference = cam, reference
+        self.pipes = {
+            "center": BasicSamPipeline(self.model, segmenter, cam=cam),
+            "foreground": ForegroundPointsPipeline(self.model, segmenter, cam=cam),
+            "foreground_background": ForegroundBackgroundPipeline(self.model, segmenter, cam=cam),
+        }
+        self.strategies = _strategies()
+        if reference:
+            for pipe in self.pipes.values():
+                if isinstance(pipe.strategy, MaskScoring):
+                    pipe.strategy = replace(pipe.strategy, batched=False)
+            self.strategies = {k: replace(s, batched=False) if isinstance(s, MaskScoring) else s
+                               for k, s in self.strategies.items()}
+
+    def batch(self, images: np.ndarray, labels: np.ndarray, gts: np.ndarray, explain: str) -> _BatchOutput:
+        """Run every pipeline and strategy on uint8 (B, H, W, 3) images with int (B,) labels and
+        bool (B, H, W) ground-truth masks."""
+        pipes = self.pipes
+        x = normalize(images)
+        t0 = time.perf_counter()
+        ctx = pipes["center"].context(x, labels if explain == "label" else None)
+        if self.reference:
+            ctx.extras.pop("classifier_outputs", None)
+        t_ctx = time.perf_counter() - t0
+        out = _BatchOutput(np.asarray(ctx.extras["logits"]).argmax(1), pointing_game(ctx.cams, gts), {}, {}, {}, {},
+                           dict.fromkeys(PIPELINES, 0.0))
+        segmented: dict[tuple, np.ndarray] | None = None if self.reference else {}  # (image, points, labels) -> mask
+        for name, pipe in pipes.items():
+            t0 = time.perf_counter()
+            res = pipe.run(x, context=ctx)
+            out.seconds[name] = time.perf_counter() - t0 + (t_ctx if name != "center" else 0.0)
+            out.masks[name], out.prompts[name] = res.masks.numpy(), res.prompts
+            if segmented is not None:
+                _remember(segmented, res.prompts, out.masks[name])
+        t0 = time.perf_counter()
+        oracle = oracle_points(gts)
+        out.masks["oracle"], out.prompts["oracle"] = _segment_once(pipes["center"], x, oracle, segmented), oracle
+        out.seconds["oracle"] = time.perf_counter() - t0
+        for name, strategy in self.strategies.items():
+            out.strategy_prompts[name] = prompts_s = strategy(ctx)
+            out.strategy_masks[name] = _segment_once(pipes["center"], x, prompts_s, segmented)
+        return out
+
+
+_WORKER: dict[str, object] = {}
+"""A worker process's :class:`_Evaluator` (set by :func:`_start_worker`)."""
+
+
+def _start_worker(checkpoint: str, segmenter: object, device: str, reference: bool, threads: int) -> None:
+    from camseg.utils.devices import set_cpu_threads
+
+    set_cpu_threads(threads)
+    _WORKER["evaluator"] = _Evaluator(checkpoint, segmenter, device, reference)
+
+
+def _worker_batch(images: np.ndarray, labels: np.ndarray, gts: np.ndarray, explain: str) -> _BatchOutput:
+    return _WORKER["evaluator"].batch(images, labels, gts, explain)  # type: ignore[attr-defined]
+
+
+def auto_workers(segmenter: object, device: str, n_images: int, batch_size: int) -> int:
+    """How many processes :func:`evaluate` uses when not told: 2 for an offline segmenter on a
+    CPU with 2 or more cores and at least two batches of images, else 1 (a GPU, or SAM, which
+    each process would load again, is best used by one)."""
+    from camseg.segmenters.offline import OfflineSegmenter
+    from camseg.utils.devices import resolve_device
+
+    if not isinstance(segmenter, OfflineSegmenter) or resolve_device(device).type != "cpu":
+        return 1
+    return 2 if (os.cpu_count() or 1) >= 2 and n_images > batch_size else 1
+
+
 def evaluate(
     data: str | os.PathLike,
     checkpoint: str | os.PathLike,
@@ -71,6 +166,7 @@ def evaluate(
     explain: str = "top",
     device: str = "auto",
     reference: bool = False,
+    workers: int | None = 1,
 ) -> dict:
     """Evaluate all pipelines on one split.
 
@@ -98,6 +194,11 @@ def evaluate(
             vote and region scoring running the classifier themselves instead of
             reusing the CAM's forward passes, every prompt segmented even when
             segmented before. The same prompts and masks (tests check it); slower.
+        workers: processes that evaluate batches side by side, each with its share of the
+            CPU threads and its own copy of the classifier and of ``segmenter`` (which must
+            then be an offline one: :class:`camseg.segmenters.offline.OfflineSegmenter`).
+            The batches are the same, so the results are too, but for the ``seconds``.
+            None: :func:`auto_workers` (2 for an offline segmenter on a CPU with 2+ cores).
 
     Returns:
         A JSON-able dict: ``dataset``, ``split``, ``n_images``, ``segmenter``, ``device``
@@ -110,15 +211,16 @@ def evaluate(
     """
     if explain not in ("top", "label"):
         raise ValueError(f"explain must be 'top' or 'label', got {explain!r}")
-    model, meta = load_checkpoint(checkpoint, device=device)
-    cam = default_cam(model, meta["arch"])
-    if reference and isinstance(cam, AugmentedCAM):
-        cam = AugmentedCAM(cam.cam, flip=cam.flip, shifts=cam.shifts, classify=cam.classify, share_passes=False)
-    names = {id(m): n for n, m in model.named_modules()}
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise ValueError(f"limit must be an integer >= 1 (or None for all images), got {limit!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 1):
+        raise ValueError(f"workers must be an integer >= 1 (or None: automatic), got {workers!r}")
+    evaluator = _Evaluator(checkpoint, segmenter, device, reference)
+    model, meta, cam = evaluator.model, evaluator.meta, evaluator.cam
+    names = {id(m): n for n, m in model.named_modules()}
     dataset = ShapesDataset(data, split)
     images, labels, gts = dataset.arrays()
     if limit is not None:
@@ -130,56 +232,45 @@ def evaluate(
                            f"undefined: {names}")
     if degraded:
         images = degrade(images)
-    pipes = {
-        "center": BasicSamPipeline(model, segmenter, cam=cam),
-        "foreground": ForegroundPointsPipeline(model, segmenter, cam=cam),
-        "foreground_background": ForegroundBackgroundPipeline(model, segmenter, cam=cam),
-    }
-    strategies = _strategies()
-    if reference:
-        for pipe in pipes.values():
-            if isinstance(pipe.strategy, MaskScoring):
-                pipe.strategy = replace(pipe.strategy, batched=False)
-        strategies = {k: replace(s, batched=False) if isinstance(s, MaskScoring) else s for k, s in strategies.items()}
     n = len(images)
-    masks = {k: [] for k in PIPELINES}
-    prompts = {k: [] for k in PIPELINES}
-    strategy_prompts = {k: [] for k in strategies}
-    strategy_masks = {k: [] for k in strategies}
-    seconds = dict.fromkeys(PIPELINES, 0.0)
-    predictions, peak_hits = [], []
+    if workers is None:
+        workers = auto_workers(segmenter, device, n, batch_size)
+    starts = list(range(0, n, batch_size))
+    workers = min(int(workers), len(starts)) or 1
+    if workers > 1:
+        from camseg.segmenters.offline import OfflineSegmenter
+
+        if not isinstance(segmenter, OfflineSegmenter):
+            raise ValueError(f"workers={workers} needs an offline segmenter (each process holds its own copy), got "
+                             f"{getattr(segmenter, 'name', type(segmenter).__name__)}: use workers=1")
     bar = tqdm(total=n, desc=f"evaluate {split}{' (degraded)' if degraded else ''}", unit="img",
                disable=not progress)
-    for start in range(0, n, batch_size):
-        x = normalize(images[start:start + batch_size])
-        t0 = time.perf_counter()
-        targets = labels[start:start + batch_size] if explain == "label" else None
-        ctx = pipes["center"].context(x, targets)
-        if reference:
-            ctx.extras.pop("classifier_outputs", None)
-        t_ctx = time.perf_counter() - t0
-        predictions.append(np.asarray(ctx.extras["logits"]).argmax(1))
-        peak_hits.append(pointing_game(ctx.cams, gts[start:start + batch_size]))
-        segmented: dict[tuple, np.ndarray] | None = None if reference else {}  # (image, points, labels) -> mask
-        for name, pipe in pipes.items():
-            t0 = time.perf_counter()
-            out = pipe.run(x, context=ctx)
-            seconds[name] += time.perf_counter() - t0 + (t_ctx if name != "center" else 0.0)
-            masks[name].append(out.masks.numpy())
-            prompts[name].append(out.prompts)
-            if segmented is not None:
-                _remember(segmented, out.prompts, masks[name][-1])
-        t0 = time.perf_counter()
-        oracle = oracle_points(gts[start:start + batch_size])
-        masks["oracle"].append(_segment_once(pipes["center"], x, oracle, segmented))
-        seconds["oracle"] += time.perf_counter() - t0
-        prompts["oracle"].append(oracle)
-        for name, strategy in strategies.items():
-            prompts_s = strategy(ctx)
-            strategy_prompts[name].append(prompts_s)
-            strategy_masks[name].append(_segment_once(pipes["center"], x, prompts_s, segmented))
-        bar.update(len(x))
+    if workers == 1:
+        outputs = []
+        for start in starts:
+            sl = slice(start, start + batch_size)
+            outputs.append(evaluator.batch(images[sl], labels[sl], gts[sl], explain))
+            bar.update(len(outputs[-1].predictions))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                                 initargs=(str(checkpoint), segmenter, device, reference, threads)) as pool:
+            jobs = [pool.submit(_worker_batch, images[s:s + batch_size], labels[s:s + batch_size],
+                                gts[s:s + batch_size], explain) for s in starts]
+            for job in as_completed(jobs):
+                bar.update(len(job.result().predictions))
+            outputs = [job.result() for job in jobs]
     bar.close()
+    masks = {k: [o.masks[k] for o in outputs] for k in PIPELINES}
+    prompts = {k: [o.prompts[k] for o in outputs] for k in PIPELINES}
+    strategy_prompts = {k: [o.strategy_prompts[k] for o in outputs] for k in evaluator.strategies}
+    strategy_masks = {k: [o.strategy_masks[k] for o in outputs] for k in evaluator.strategies}
+    seconds = {k: float(sum(o.seconds[k] for o in outputs)) for k in PIPELINES}
+    predictions = [o.predictions for o in outputs]
+    peak_hits = [o.peak_hits for o in outputs]
     predictions = np.concatenate(predictions)
     result = {
         "dataset": str(data), "split": split, "degraded": degraded, "n_images": n,
