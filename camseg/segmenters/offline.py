@@ -45,7 +45,6 @@ import warnings
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from camseg.segmenters.base import BaseSegmenter, point_pixels
 
@@ -75,19 +74,87 @@ def _erode(mask: np.ndarray) -> np.ndarray:
     return cv2.erode(mask.astype(np.uint8), _K3, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
 
 
+_FILL_ONLY_MASK = cv2.FLOODFILL_FIXED_RANGE | cv2.FLOODFILL_MASK_ONLY | (1 << 8)
+"""``cv2.floodFill`` flags (OR the connectivity, 4 or 8): compare each pixel with the seed's value
+(fixed range), leave the image alone and write 1 into the mask on the filled pixels. The fastest
+mode OpenCV has here (about twice the simple in-place fill on 48 x 64 images)."""
+
+
+def _flood(image: np.ndarray, row: int, col: int, lo: int = 0, up: int = 0,
+           connectivity: int = 8) -> tuple[np.ndarray, int, tuple[int, int, int, int]]:
+    """The pixels ``connectivity``-connected to the seed (row, col) whose value ``v`` of ``image``
+    (uint8 (H, W), C-contiguous rows, not written to) is in ``[seed - lo, seed + up]``.
+
+    Returns:
+        ``(filled, area, (x, y, w, h))``: uint8 (H + 2, W + 2), 1 on the filled pixels shifted by
+        one row and column (OpenCV's mask layout: pixel (r, c) is ``filled[r + 1, c + 1]``; its
+        one-pixel frame is set to 1 by OpenCV), their number, and their bounding box in image
+        coordinates (x = column, y = row).
+    """
+    h, w = image.shape
+    filled = np.zeros((h + 2, w + 2), np.uint8)
+    area, _, _, rect = cv2.floodFill(image, filled, (int(col), int(row)), 0, lo, up, connectivity | _FILL_ONLY_MASK)
+    return filled, int(area), rect
+
+
+def _small_holes(framed: np.ndarray, area: int, max_fraction: float) -> np.ndarray | None:
+    """The holes of a mask to fill, or None when it has none (decided with one flood fill; most masks have none).
+
+    Args:
+        framed: uint8 (h + 2, w + 2), the mask (0/1) cut to its bounding box and framed by a ring of 0.
+        area: the number of pixels of the mask.
+        max_fraction: holes of at most ``max_fraction * area`` pixels are filled.
+
+    Returns:
+        None, or bool (h + 2, w + 2) on the pixels to add (4-connected background parts that do
+        not reach the frame, of at most ``max_fraction * area`` pixels). A hole of the whole
+        image's mask is one of these: every background pixel outside the bounding box reaches
+        the image's border without entering it, so a background part inside reaches the border
+        exactly when it reaches the frame.
+    """
+    outside, n_outside, _ = _flood(framed, 0, 0, connectivity=4)  # framed is 0 at (0, 0)
+    if n_outside + area == framed.size:
+        return None
+    holes = (framed == 0) & (outside[1:-1, 1:-1] == 0)
+    n, labels = cv2.connectedComponents(holes.view(np.uint8), connectivity=4)  # 0 = not a hole
+    sizes = np.bincount(labels.ravel(), minlength=n)
+    small = sizes <= max_fraction * area
+    small[0] = False
+    return small[labels]
+
+
+def _framed(mask: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
+    """uint8 (h + 2, w + 2): ``mask[y:y + h, x:x + w]`` (any 0/1 or bool (H, W)) in a ring of 0."""
+    framed = np.zeros((h + 2, w + 2), np.uint8)
+    framed[1:-1, 1:-1] = mask[y:y + h, x:x + w]
+    return framed
+
+
+def _fill_holes_in_place(region: np.ndarray, area: int, rect: tuple[int, int, int, int],
+                         max_fraction: float = 0.05) -> np.ndarray:
+    """:func:`fill_small_holes` of ``region`` (bool (H, W), written to), given its area and bounding box
+    (x, y, w, h); returns ``region``."""
+    x, y, w, h = rect
+    fill = _small_holes(_framed(region, x, y, w, h), area, max_fraction)
+    if fill is not None:
+        region[y:y + h, x:x + w] |= fill[1:-1, 1:-1]
+    return region
+
+
 def fill_small_holes(mask: np.ndarray, max_fraction: float = 0.05) -> np.ndarray:
     """Fill the holes of ``mask`` (4-connected background parts not touching the image border)
     smaller than ``max_fraction`` of its area (noise specks), not larger ones (another object
-    enclosed by the region)."""
-    n, labels = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)  # 0 = the mask itself
-    n -= 1
-    if n == 0:
-        return mask
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    small = sizes <= max_fraction * mask.sum()
-    small[0] = False
-    small[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = False
-    return mask | small[labels]
+    enclosed by the region).
+
+    Args:
+        mask: bool (H, W).
+
+    Returns:
+        A new bool (H, W) array.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    area = int(np.count_nonzero(mask))
+    return _fill_holes_in_place(mask.copy(), area, cv2.boundingRect(mask.view(np.uint8)), max_fraction)
 
 
 def _seed_component(mask: np.ndarray, row: int, col: int) -> tuple[np.ndarray, int]:
@@ -100,14 +167,27 @@ def _seed_component(mask: np.ndarray, row: int, col: int) -> tuple[np.ndarray, i
     return binary, int(area)
 
 
-def component_at(mask: np.ndarray, row: int, col: int) -> np.ndarray:
-    """The 8-connected component of ``mask`` that holds pixel (row, col), small holes filled;
-    just that pixel when it is not in ``mask``."""
-    if not mask[row, col]:
-        out = np.zeros_like(mask, dtype=bool)
+def _component(binary: np.ndarray, row: int, col: int) -> np.ndarray:
+    """:func:`component_at` of a mask given as uint8 (H, W) 0/1 (C-contiguous; not written to):
+    a new bool (H, W) array."""
+    if not binary[row, col]:
+        out = np.zeros(binary.shape, bool)
         out[row, col] = True
         return out
-    return fill_small_holes(_seed_component(mask, row, col)[0] == 2)
+    filled, area, (x, y, w, h) = _flood(binary, row, col)
+    filled[0] = filled[-1] = 0  # OpenCV's frame of 1s: the component is then framed by 0 as _small_holes wants
+    filled[:, 0] = filled[:, -1] = 0
+    fill = _small_holes(filled[y:y + h + 2, x:x + w + 2], area, 0.05)  # the bounding box and a ring around it
+    region = filled[1:-1, 1:-1].astype(bool)
+    if fill is not None:
+        region[y:y + h, x:x + w] |= fill[1:-1, 1:-1]
+    return region
+
+
+def component_at(mask: np.ndarray, row: int, col: int) -> np.ndarray:
+    """The 8-connected component of ``mask`` (bool (H, W)) that holds pixel (row, col), small holes
+    filled (:func:`fill_small_holes`); just that pixel when it is not in ``mask``. A new bool (H, W) array."""
+    return _component(np.array(mask, dtype=np.uint8, order="C"), row, col)  # a copy: OpenCV wants it writable
 
 
 def _contrast_score(features: np.ndarray, mask: np.ndarray) -> float:
@@ -393,6 +473,128 @@ def stable_step(areas, steps: np.ndarray, stability: float, plateau: float, min_
     return float(steps[j])
 
 
+@functools.lru_cache(maxsize=8)
+def _level_table(steps: tuple[float, ...]) -> np.ndarray | None:
+    """uint8 (256,): entry ``m`` is the first ``k`` with ``m <= steps[k]`` (``len(steps)`` when none), for
+    increasing integer steps in 0..254; None for other steps.
+
+    For such steps and any ``d >= 0``, ``d <= steps[k]`` exactly when ``ceil(d) <= steps[k]``, so
+    ``table[min(ceil(d), 255)] <= k`` exactly when ``d <= steps[k]`` (see :func:`_step_levels`).
+    """
+    arr = np.asarray(steps, float)
+    if not (len(arr) < 255 and np.all(arr == np.round(arr)) and np.all(arr >= 0) and np.all(arr <= 254)
+            and np.all(np.diff(arr) > 0)):
+        return None
+    table = np.searchsorted(arr, np.arange(256), side="left").astype(np.uint8)
+    table.flags.writeable = False
+    return table
+
+
+def _step_levels(dist: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """uint8 (H, W): each pixel's first step ``k`` with ``dist <= steps[k]`` (``len(steps)`` when none),
+    from ``dist`` (float (H, W), >= 0, finite) and the steps' :func:`_level_table`. The pixels of
+    ``dist <= steps[k]`` are then those of ``level <= k``."""
+    up = np.ceil(dist)
+    np.clip(up, 0, 255, out=up)
+    return cv2.LUT(up.astype(np.uint8), table)
+
+
+class _LevelAreas(dict):
+    """:class:`AreaCurve` on a level image (:func:`_step_levels`): ``self[k]`` is the area (float) of the
+    8-connected component of ``level <= k`` holding (row, col), 1.0 when ``level[row, col] > k``;
+    computed when first read, then a plain dict look-up.
+
+    One fixed-range flood fill of ``level`` per step (range ``[seed - 255, seed + (k - seed)]``:
+    every pixel of level <= k), no thresholded copy.
+    """
+
+    def __init__(self, level: np.ndarray, row: int, col: int) -> None:
+        super().__init__()
+        self.level, self.seed = level, int(level[row, col])
+        self.point = (int(col), int(row))  # OpenCV's (x, y)
+        self.frame = (level.shape[0] + 2, level.shape[1] + 2)
+
+    def __missing__(self, k: int) -> float:
+        if k < self.seed:
+            area = 1.0
+        else:
+            area = float(cv2.floodFill(self.level, np.zeros(self.frame, np.uint8), self.point, 0, 255, k - self.seed,
+                                       8 | _FILL_ONLY_MASK)[0])
+        self[k] = area
+        return area
+
+
+def _median(values: np.ndarray) -> np.ndarray:
+    """``np.median(values, axis=-1)``, bit for bit, for finite float values (..., n), n >= 1 (without
+    ``np.median``'s overhead): the middle order statistic, or the two middle ones summed in the
+    values' dtype and halved."""
+    n = values.shape[-1]
+    half = n // 2
+    if n % 2:
+        return np.partition(values, half, axis=-1)[..., half]
+    part = np.partition(values, (half - 1, half), axis=-1)
+    return (part[..., half - 1] + part[..., half]) / 2
+
+
+def _colour_distance(planes: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """float32 (H, W): the Euclidean distance of each pixel's colour to ``mu`` (float32 (3,)), from the
+    colour planes float32 (3, H, W). The same bits as ``np.linalg.norm(features - mu, axis=-1)`` on
+    the (H, W, 3) features: the same float32 operations in the same order, ``sqrt((d0² + d1²) + d2²)``
+    (``tests/test_regiongrow_exact.py`` checks it)."""
+    d = planes[0] - mu[0]
+    d *= d
+    e = planes[1] - mu[1]
+    e *= e
+    d += e
+    np.subtract(planes[2], mu[2], out=e)
+    e *= e
+    d += e
+    return np.sqrt(d, out=d)
+
+
+_NEIGHBOURS = np.array([(0, -1), (-1, 0), (1, 0), (0, 1), (-1, -1), (1, -1), (-1, 1), (1, 1)], np.int64)
+"""int64 (8, 2): (row, col) offsets from a pixel to its 8 neighbours, in the order in which
+``scipy.ndimage.distance_transform_edt(..., return_indices=True)`` picks among equally near
+feature pixels: the nearest of a pixel next to a region is a 4-neighbour (distance 1) when one is
+in the region, else a diagonal one (sqrt 2); scipy's two passes (along columns, ties to the smaller
+row, then along rows, ties to the smaller column) prefer the smaller column, then the smaller row.
+``tests/test_regiongrow_exact.py`` checks it against scipy."""
+_NEIGHBOURS.flags.writeable = False
+
+
+@functools.lru_cache(maxsize=2)  # 32 bytes a pixel: 100 kB for 48 x 64
+def _probe_table(h: int, w: int, probe: int) -> np.ndarray:
+    """int32 (8, (H + 2) * (W + 2)): for a boundary pixel (r, c) of an (H, W) image, at flat index
+    ``p = (r + 1) * (W + 2) + c + 1`` of the image framed by one pixel, and each neighbour ``j`` of
+    :data:`_NEIGHBOURS` (its nearest region pixel), the flat index ``br * W + bc`` of its background
+    sample ``probe`` px further out along ``d = (r, c) - neighbour``:
+    ``clip(rint((r, c) + probe * d / |d|))``, computed with the same float64 operations as the
+    per-pixel formula (``rows + probe * dr / np.hypot(dr, dc)``), so the same pixels."""
+    dr, dc = -_NEIGHBOURS[:, :1], -_NEIGHBOURS[:, 1:]  # int64 (8, 1): pixel - neighbour
+    norm = np.hypot(dr, dc)
+    rows, cols = np.indices((h + 2, w + 2)).reshape(2, 1, -1) - 1  # int64 (1, P): the image pixel of each index
+    br = np.clip(np.rint(rows + probe * dr / norm).astype(np.int64), 0, h - 1)
+    bc = np.clip(np.rint(cols + probe * dc / norm).astype(np.int64), 0, w - 1)
+    table = (br * w + bc).astype(np.int32)
+    table.flags.writeable = False
+    return table
+
+
+@functools.lru_cache(maxsize=2)
+def _frame_layout(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For an (H, W) image framed by one pixel ((H + 2, W + 2), flat): bool (H + 2, W + 2), True
+    inside the frame; int64 ((H + 2) * (W + 2),), the image's flat index ``r * W + c`` of each framed
+    index (-1 on the frame); int64 (8,), the flat steps to the neighbours of :data:`_NEIGHBOURS`."""
+    inner = np.zeros((h + 2, w + 2), bool)
+    inner[1:-1, 1:-1] = True
+    flat = np.full((h + 2, w + 2), -1, np.int64)
+    flat[1:-1, 1:-1] = np.arange(h * w).reshape(h, w)
+    steps = _NEIGHBOURS[:, 0] * (w + 2) + _NEIGHBOURS[:, 1]
+    for a in (inner, flat, steps):
+        a.flags.writeable = False
+    return inner, flat.ravel(), steps
+
+
 class RegionGrowSegmenter(OfflineSegmenter):
     """Region growing with a leak guard, a noise-adaptive tolerance and a sub-pixel boundary rule.
 
@@ -443,9 +645,10 @@ class RegionGrowSegmenter(OfflineSegmenter):
     JPEG-compressed and noisy shapes) the mean IoU rose from 0.775 to 0.864 and
     the share of images below IoU 0.5, nearly all of them leaks, fell from
     18.6 % to 4.5 %; on the standard val split it stayed 0.994 clean and went
-    from 0.956 to 0.954 degraded. About 2 ms per ``predict`` on a 64 x 48 image. Its
-    limit: an object whose colour matches the background next to it (within
-    the noise) still leaks into it, unless a background point is given there.
+    from 0.956 to 0.954 degraded. About 0.5 ms per ``predict`` on a 64 x 48
+    image, one thread (``benchmarks/regiongrow_speed.py``). Its limit: an object
+    whose colour matches the background next to it (within the noise) still
+    leaks into it, unless a background point is given there.
 
     Args:
         initial_tolerance: tolerance (YCrCb distance) of the first core.
@@ -482,67 +685,89 @@ class RegionGrowSegmenter(OfflineSegmenter):
 
     def _prepare(self, image: np.ndarray) -> None:
         f = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb).astype(np.float32)
-        self._features = cv2.bilateralFilter(f, 5, self.smoothing, 3) if self.smoothing > 0 else f
+        self._features = cv2.bilateralFilter(f, 5, self.smoothing, 3) if self.smoothing > 0 else f  # (H, W, 3)
+        self._planes = np.ascontiguousarray(np.moveaxis(self._features, -1, 0))  # float32 (3, H, W), the same values
 
     def _segment(self, fg_rows, fg_cols, bg_rows, bg_cols):
         f = self._features
         mask = np.zeros(f.shape[:2], bool)
-        for r, c in zip(fg_rows, fg_cols, strict=True):
+        for r, c in zip(fg_rows.tolist(), fg_cols.tolist(), strict=True):
             if mask[r, c]:
                 continue  # already inside the region of an earlier point
-            region, dist, tol = self._grow(int(r), int(c))
+            region, dist, tol = self._grow(r, c)
             for _ in range(6):
                 if not region[bg_rows, bg_cols].any():
                     break
                 tol *= 0.7
-                region = self._refine(component_at(dist <= tol, int(r), int(c)), dist)
+                region = self._refine(_component((dist <= tol).view(np.uint8), r, c), dist)
             mask |= region
         return mask, functools.partial(_contrast_score, f, mask)
 
     def _cap(self, dist: np.ndarray, r: int, c: int) -> float:
-        """The leak guard's largest tolerance for the region seeded at (r, c) (inf when off)."""
+        """The leak guard's largest tolerance for the region seeded at (r, c) (inf when off).
+
+        ``dist``: float32 (H, W), the colour distance to the object's colour."""
         if self.stability is None:
             return np.inf
         steps = np.asarray(TOLERANCE_STEPS, float)
-        return stable_step(AreaCurve(dist, r, c, steps), steps, self.stability, self.plateau, self.min_area)
+        table = _level_table(tuple(TOLERANCE_STEPS))
+        areas = AreaCurve(dist, r, c, steps) if table is None else _LevelAreas(_step_levels(dist, table), r, c)
+        return stable_step(areas, steps, self.stability, self.plateau, self.min_area)
 
     def _grow(self, r: int, c: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """Region from the seed (r, c): (mask, colour distance map, tolerance used)."""
-        f = self._features
-        mu = np.median(f[max(0, r - 1):r + 2, max(0, c - 1):c + 2].reshape(-1, 3), axis=0)
-        dist = np.linalg.norm(f - mu, axis=-1)
+        """Region from the seed pixel (row r, col c): (bool (H, W) mask, float32 (H, W) colour distance
+        map, tolerance used)."""
+        planes = self._planes
+        mu = _median(planes[:, max(0, r - 1):r + 2, max(0, c - 1):c + 2].reshape(3, -1))
+        dist = _colour_distance(planes, mu)
         cap = self._cap(dist, r, c)
-        core = component_at(dist <= min(self.initial_tolerance, cap), r, c)
+        core = _component((dist <= min(self.initial_tolerance, cap)).view(np.uint8), r, c)
         interior = _erode(core)
-        if interior.sum() < 5:
+        if np.count_nonzero(interior) < 5:
             interior = core
-        mu = np.median(f[interior], axis=0)
-        dist = np.linalg.norm(f - mu, axis=-1)
-        noise = float(np.median(dist[interior]))
-        tol = float(np.clip(self.noise_gain * noise + self.noise_offset, self.min_tolerance, self.max_tolerance))
+        mu = _median(planes[:, interior])
+        dist = _colour_distance(planes, mu)
+        noise = float(_median(dist[interior]))
+        tol = min(max(self.noise_gain * noise + self.noise_offset, self.min_tolerance), self.max_tolerance)
         if np.isfinite(cap):  # the guard again around the re-estimated colour: a leak may have moved
             cap = min(cap, self._cap(dist, r, c))
         tol = min(tol, max(cap, float(TOLERANCE_STEPS[0])))
-        core = component_at(dist <= tol, r, c)
+        core = _component((dist <= tol).view(np.uint8), r, c)
         return self._refine(core, dist), dist, tol
 
     def _refine(self, region: np.ndarray, dist: np.ndarray) -> np.ndarray:
-        """Add boundary pixels nearer the object's colour than half the contrast ``probe`` px further out."""
+        """Add boundary pixels nearer the object's colour than half the contrast ``probe`` px further out.
+
+        Args:
+            region: bool (H, W) (not written to).
+            dist: float32 (H, W), the colour distance to the object's colour.
+
+        Returns:
+            A new bool (H, W) mask, small holes filled.
+
+        Each candidate, a pixel next to the region, looks along the direction from its nearest
+        region pixel (one of its 8 neighbours, ties broken as scipy's Euclidean distance
+        transform does: :data:`_NEIGHBOURS`) to the pixel ``probe`` px further out
+        (:func:`_probe_table`). The region is kept framed by a pixel of background, so that
+        neighbours are flat-index steps.
+        """
         h, w = dist.shape
+        inner, image_index, neighbour_steps = _frame_layout(h, w)
+        probes = _probe_table(h, w, self.probe)
+        flat_dist = dist.ravel()
+        framed = np.zeros((h + 2, w + 2), np.uint8)
+        framed[1:-1, 1:-1] = region
+        flat = framed.ravel()
         for _ in range(self.rings):
-            candidates = _dilate(region) & ~region
-            if not candidates.any():
+            candidates = cv2.dilate(framed, _K3, borderType=cv2.BORDER_CONSTANT, borderValue=0) > framed
+            candidates &= inner
+            at = np.flatnonzero(candidates)  # framed flat indices, row-major as np.nonzero
+            if not len(at):
                 break
-            _, (near_r, near_c) = ndimage.distance_transform_edt(~region, return_indices=True)
-            rr, cc = np.nonzero(candidates)
-            dr, dc = rr - near_r[rr, cc], cc - near_c[rr, cc]
-            norm = np.hypot(dr, dc)
-            norm[norm == 0] = 1.0
-            br = np.clip(np.rint(rr + self.probe * dr / norm).astype(np.int64), 0, h - 1)
-            bc = np.clip(np.rint(cc + self.probe * dc / norm).astype(np.int64), 0, w - 1)
-            accept = dist[rr, cc] < 0.5 * dist[br, bc]
+            nearest = flat[at[:, None] + neighbour_steps].argmax(1)  # the first neighbour in the region
+            accept = flat_dist[image_index[at]] < 0.5 * flat_dist[probes[nearest, at]]
             if not accept.any():
                 break
-            region = region.copy()
-            region[rr[accept], cc[accept]] = True
-        return fill_small_holes(region)
+            flat[at[accept]] = 1
+        region = framed[1:-1, 1:-1].astype(bool)
+        return _fill_holes_in_place(region, int(np.count_nonzero(region)), cv2.boundingRect(region.view(np.uint8)))
