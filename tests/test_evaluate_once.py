@@ -248,6 +248,18 @@ def regions_fill(component: np.ndarray) -> np.ndarray:
     return fill_small_holes(component)
 
 
+class _Opaque(BaseSegmenter):
+    """A segmenter that is not an offline one (as SAM): each worker process could not hold its own copy cheaply."""
+
+    name = "opaque"
+
+    def _set_image(self, image):
+        pass
+
+    def _predict(self, *args, **kwargs):
+        raise AssertionError("never asked")
+
+
 def test_worker_processes_give_the_same_results(tiny_dataset, tiny_checkpoint):
     """Batches evaluated in two worker processes give the points, masks and numbers of one
     process (the same batches: region scoring is batched within a batch)."""
@@ -262,17 +274,19 @@ def test_worker_processes_give_the_same_results(tiny_dataset, tiny_checkpoint):
 
 
 def test_workers_need_an_offline_segmenter_and_a_count(tiny_dataset, tiny_checkpoint):
-    class Opaque(BaseSegmenter):  # not an offline segmenter: each worker could not hold its own copy cheaply
-        name = "opaque"
-
-        def _set_image(self, image):
-            pass
-
-        def _predict(self, *args, **kwargs):
-            raise AssertionError("never asked")
-
     with pytest.raises(ValueError, match="workers=2 needs an offline segmenter"):
-        evaluate(tiny_dataset, tiny_checkpoint, Opaque(), split="test", progress=False, batch_size=3, workers=2)
+        evaluate(tiny_dataset, tiny_checkpoint, _Opaque(), split="test", progress=False, batch_size=3, workers=2)
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="workers must be an integer >= 1"):
             evaluate(tiny_dataset, tiny_checkpoint, get_segmenter("regiongrow"), progress=False, workers=bad)
+
+
+def test_auto_workers_uses_both_cores_for_an_offline_segmenter_on_a_cpu(monkeypatch):
+    from camseg.evaluation import evaluate as E
+
+    monkeypatch.setattr(E.os, "cpu_count", lambda: 2)
+    assert E.auto_workers(RegionGrowSegmenter(), "cpu", 200, 50) == 2
+    assert E.auto_workers(RegionGrowSegmenter(), "cpu", 50, 50) == 1  # one batch: nothing to share
+    assert E.auto_workers(_Opaque(), "cpu", 200, 50) == 1  # SAM-like: each process would load it again
+    monkeypatch.setattr(E.os, "cpu_count", lambda: 1)
+    assert E.auto_workers(RegionGrowSegmenter(), "cpu", 200, 50) == 1
