@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int_range(1), default=50)
     e.add_argument("--workers", type=int_range(0, 64), default=0,
                    help="processes evaluating batches side by side (default 0: 2 for an offline segmenter on a "
-                        "CPU with 2+ cores, else 1; same results)")
+                        "CPU with 2+ cores, else 1), each with its share of the CPU threads")
     e.add_argument("--device", **device_opt)
     e.set_defaults(func=_cmd_evaluate)
 

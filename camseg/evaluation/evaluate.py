@@ -197,7 +197,11 @@ def evaluate(
         workers: processes that evaluate batches side by side, each with its share of the
             CPU threads and its own copy of the classifier and of ``segmenter`` (which must
             then be an offline one: :class:`camseg.segmenters.offline.OfflineSegmenter`).
-            The batches are the same, so the results are too, but for the ``seconds``.
+            The batches are the same, so the results equal a one-process run with the workers'
+            thread count (``os.cpu_count() // workers`` each), but for the ``seconds``. The
+            number of threads can change the classifier's last bits, and so, rarely, a nearly
+            tied choice of points (2-4 of 200 images between one and two threads,
+            ``benchmarks/README.md``); the build's evaluations run one thread each too.
             None: :func:`auto_workers` (2 for an offline segmenter on a CPU with 2+ cores).
 
     Returns:
