@@ -212,6 +212,47 @@ def test_tar_source_indexing(fake_cifar):
     assert (src.load(True, np.array([0]))[0] == imgs[1]).all()
 
 
+
+def test_tar_source_reads_what_tarfile_extracts_and_scans_each_archive_once(tmp_path, fake_cifar, monkeypatch):
+    """Images read straight at the members' offsets are those tarfile extracts (in the (class,
+    number) order); the archive's headers are read once per process and file version, and a
+    changed archive is read again."""
+    import io
+    import tarfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    for name in ("train.tar", "test.tar"):
+        shutil.copy(fake_cifar / name, tmp_path / name)
+    with tarfile.open(tmp_path / "train.tar") as tar:
+        members = sorted((m for m in tar.getmembers() if m.name.endswith(".jpg")),
+                         key=lambda m: cifar._class_order_key(m.name))
+        want = np.stack([np.asarray(Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB"))
+                         for m in members])
+    opened = []
+    real_open = tarfile.open
+    monkeypatch.setattr(tarfile, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    order = np.random.default_rng(0).permutation(len(want))
+    np.testing.assert_array_equal(cifar.TarSource(tmp_path).load(True, order), want[order])
+    np.testing.assert_array_equal(cifar.TarSource(tmp_path).load(True, order[:5]), want[order[:5]])  # a new source
+    assert [Path(p).name for p in opened] == ["train.tar"]
+    with tarfile.open(tmp_path / "train.tar", "a") as tar:  # the archive changes: its index is read again
+        info = tarfile.TarInfo("train/extra.txt")
+        tar.addfile(info, io.BytesIO(b""))
+    opened.clear()
+    assert cifar.TarSource(tmp_path).count(True) == len(want)
+    assert [Path(p).name for p in opened if "train" in str(p)][:1] == ["train.tar"]
+
+
+def test_a_compressed_archive_is_refused_with_its_name(tmp_path, fake_cifar):
+    import gzip
+
+    for name in ("train.tar", "test.tar"):
+        (tmp_path / name).write_bytes(gzip.compress((fake_cifar / name).read_bytes()))
+    with pytest.raises(ValueError, match="train.tar: expected an uncompressed tar archive"):
+        cifar.TarSource(tmp_path).count(True)
+
 def test_tar_checksum_mismatch(tmp_path, fake_cifar):
     for name in ("train.tar", "test.tar"):
         shutil.copy(fake_cifar / name, tmp_path / name)

@@ -28,6 +28,7 @@ already downloaded into the cache, then a download. When none works it raises
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -101,6 +102,9 @@ class TarSource:
         sums = self.folder / "SHA256SUMS"
         if not sums.is_file():
             return
+        stamp = tuple(_file_stamp(p) for p in sorted(self.folder.iterdir()) if p.is_file())
+        if stamp in _VERIFIED:  # checked in this process, and no file changed since
+            return
         for line in sums.read_text().splitlines():
             if not line.strip():
                 continue
@@ -115,13 +119,15 @@ class TarSource:
                     f"{path} does not match its SHA256 in {sums} (expected {expected}, "
                     f"got {digest.hexdigest()}); the archive is corrupt or truncated"
                 )
+        _VERIFIED.add(stamp)
+
+    def _archive(self, train: bool) -> Path:
+        return self.folder / f"{'train' if train else 'test'}.tar"
 
     def _members(self, train: bool) -> list[str]:
         if train not in self._names:
-            split = "train" if train else "test"
-            with tarfile.open(self.folder / f"{split}.tar") as tar:
-                names = [m.name for m in tar.getmembers() if m.isfile() and m.name.endswith(".jpg")]
-            self._names[train] = sorted(names, key=_class_order_key)
+            index = _tar_index(*_file_stamp(self._archive(train)))
+            self._names[train] = sorted((n for n in index if n.endswith(".jpg")), key=_class_order_key)
         return self._names[train]
 
     def count(self, train: bool) -> int:
@@ -129,14 +135,46 @@ class TarSource:
 
     def load(self, train: bool, indices: np.ndarray) -> np.ndarray:
         names = self._members(train)
-        split = "train" if train else "test"
+        path = self._archive(train)
+        index = _tar_index(*_file_stamp(path))
         out = np.empty((len(indices), 32, 32, 3), dtype=np.uint8)
-        with tarfile.open(self.folder / f"{split}.tar") as tar:
-            members = {m.name: m for m in tar.getmembers()}  # tar.extractfile(name) searches linearly
+        with open(path, "rb") as raw:
             for k, i in enumerate(indices):
-                data = tar.extractfile(members[names[int(i)]]).read()
+                offset, size = index[names[int(i)]]
+                raw.seek(offset)
+                data = raw.read(size)
+                if len(data) != size:
+                    raise ValueError(f"{path} is truncated: {names[int(i)]} is cut short")
                 out[k] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
         return out
+
+
+_VERIFIED: set[tuple] = set()
+"""Stamps (:func:`_file_stamp` of every file of a folder) of the CIFAR-10 copies whose archives
+matched their ``SHA256SUMS`` in this process: hashed once, not by every :class:`TarSource`."""
+
+
+def _file_stamp(path: Path) -> tuple[str, int, int]:
+    """(path, size in bytes, modification time in ns): what tells a changed file apart."""
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=4)
+def _tar_index(path: str, size: int, mtime_ns: int) -> dict[str, tuple[int, int]]:
+    """Member name -> (offset of its data in the file, size) of the uncompressed tar archive at
+    ``path``, for its regular files; read once per process and file version (``size`` and
+    ``mtime_ns`` are part of the key), instead of a scan of its 60,000 headers at every load.
+
+    Raises:
+        ValueError: ``path`` is not an uncompressed tar archive.
+    """
+    del size, mtime_ns  # cache key only
+    try:
+        with tarfile.open(path, "r:") as tar:
+            return {m.name: (m.offset_data, m.size) for m in tar.getmembers() if m.isfile()}
+    except tarfile.ReadError as exc:
+        raise ValueError(f"{path}: expected an uncompressed tar archive of CIFAR-10 JPEGs ({exc})") from None
 
 
 def _class_order_key(name: str) -> tuple[int, int, str]:
