@@ -333,9 +333,9 @@ def _random_masks(rng: np.random.Generator, n: int):
 
 
 def test_nearest_region_pixel_matches_scipys_feature_transform():
-    """_NEIGHBOURS' order picks, for each pixel next to a region, the region pixel scipy's exact
+    """NEIGHBOURS' order picks, for each pixel next to a region, the region pixel scipy's exact
     Euclidean distance transform returns (its ties included)."""
-    from camseg.segmenters.offline import _NEIGHBOURS
+    from camseg.segmenters.offline import NEIGHBOURS
 
     rng = np.random.default_rng(5)
     checked = 0
@@ -346,9 +346,9 @@ def test_nearest_region_pixel_matches_scipys_feature_transform():
         _, (near_r, near_c) = ndimage.distance_transform_edt(~region, return_indices=True)
         rr, cc = np.nonzero(candidates)
         framed = np.pad(region, 1)
-        first = framed[rr[:, None] + 1 + _NEIGHBOURS[:, 0], cc[:, None] + 1 + _NEIGHBOURS[:, 1]].argmax(1)
-        np.testing.assert_array_equal(rr + _NEIGHBOURS[first, 0], near_r[rr, cc])
-        np.testing.assert_array_equal(cc + _NEIGHBOURS[first, 1], near_c[rr, cc])
+        first = framed[rr[:, None] + 1 + NEIGHBOURS[:, 0], cc[:, None] + 1 + NEIGHBOURS[:, 1]].argmax(1)
+        np.testing.assert_array_equal(rr + NEIGHBOURS[first, 0], near_r[rr, cc])
+        np.testing.assert_array_equal(cc + NEIGHBOURS[first, 1], near_c[rr, cc])
         checked += len(rr)
     assert checked > 100_000
 
@@ -369,11 +369,11 @@ def test_helpers_give_the_same_bits():
     """Rare one-ulp differences would seldom change a mask, so the exact helpers are checked on their own:
     the colour distance against np.linalg.norm, the median against np.median, the step levels and the
     leak guard's areas against thresholding and flood filling at each step."""
-    from camseg.segmenters.offline import _LevelAreas, _colour_distance, _level_table, _median, _step_levels
+    from camseg.segmenters.offline import LevelAreas, colour_distance, level_table, median_last, step_levels
 
     rng = np.random.default_rng(8)
     steps = np.asarray(TOLERANCE_STEPS, float)
-    table = _level_table(tuple(TOLERANCE_STEPS))
+    table = level_table(tuple(TOLERANCE_STEPS))
     assert table is not None
     seg = RegionGrowSegmenter()
     for i, image in enumerate(images(21)):
@@ -385,16 +385,16 @@ def test_helpers_give_the_same_bits():
                 r, c = int(rng.integers(H)), int(rng.integers(W))
                 patch = features[max(0, r - 1):r + 2, max(0, c - 1):c + 2].reshape(-1, 3)
                 mu = np.median(patch, axis=0)
-                got = _median(planes[:, max(0, r - 1):r + 2, max(0, c - 1):c + 2].reshape(3, -1))
+                got = median_last(planes[:, max(0, r - 1):r + 2, max(0, c - 1):c + 2].reshape(3, -1))
                 assert got.dtype == mu.dtype and np.array_equal(got, mu)
                 dist = np.linalg.norm(features - mu, axis=-1)
-                mine = _colour_distance(planes, mu)
+                mine = colour_distance(planes, mu)
                 assert mine.dtype == dist.dtype and np.array_equal(mine, dist)
                 some = dist.ravel()[: int(rng.integers(1, dist.size))]
-                assert np.median(some) == _median(some)
-                level = _step_levels(dist, table)
+                assert np.median(some) == median_last(some)
+                level = step_levels(dist, table)
                 for k, t in enumerate(steps):
                     np.testing.assert_array_equal(level <= k, dist <= t)
                 if i < 3:
-                    areas = _LevelAreas(level, r, c)
+                    areas = LevelAreas(level, r, c)
                     assert [areas[k] for k in range(len(steps))] == [ref_area(dist, r, c, t) for t in steps]

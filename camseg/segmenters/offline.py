@@ -474,12 +474,12 @@ def stable_step(areas, steps: np.ndarray, stability: float, plateau: float, min_
 
 
 @functools.lru_cache(maxsize=8)
-def _level_table(steps: tuple[float, ...]) -> np.ndarray | None:
+def level_table(steps: tuple[float, ...]) -> np.ndarray | None:
     """uint8 (256,): entry ``m`` is the first ``k`` with ``m <= steps[k]`` (``len(steps)`` when none), for
     increasing integer steps in 0..254; None for other steps.
 
     For such steps and any ``d >= 0``, ``d <= steps[k]`` exactly when ``ceil(d) <= steps[k]``, so
-    ``table[min(ceil(d), 255)] <= k`` exactly when ``d <= steps[k]`` (see :func:`_step_levels`).
+    ``table[min(ceil(d), 255)] <= k`` exactly when ``d <= steps[k]`` (see :func:`step_levels`).
     """
     arr = np.asarray(steps, float)
     if not (len(arr) < 255 and np.all(arr == np.round(arr)) and np.all(arr >= 0) and np.all(arr <= 254)
@@ -490,17 +490,17 @@ def _level_table(steps: tuple[float, ...]) -> np.ndarray | None:
     return table
 
 
-def _step_levels(dist: np.ndarray, table: np.ndarray) -> np.ndarray:
+def step_levels(dist: np.ndarray, table: np.ndarray) -> np.ndarray:
     """uint8 (H, W): each pixel's first step ``k`` with ``dist <= steps[k]`` (``len(steps)`` when none),
-    from ``dist`` (float (H, W), >= 0, finite) and the steps' :func:`_level_table`. The pixels of
+    from ``dist`` (float (H, W), >= 0, finite) and the steps' :func:`level_table`. The pixels of
     ``dist <= steps[k]`` are then those of ``level <= k``."""
     up = np.ceil(dist)
     np.clip(up, 0, 255, out=up)
     return cv2.LUT(up.astype(np.uint8), table)
 
 
-class _LevelAreas(dict):
-    """:class:`AreaCurve` on a level image (:func:`_step_levels`): ``self[k]`` is the area (float) of the
+class LevelAreas(dict):
+    """:class:`AreaCurve` on a level image (:func:`step_levels`): ``self[k]`` is the area (float) of the
     8-connected component of ``level <= k`` holding (row, col), 1.0 when ``level[row, col] > k``;
     computed when first read, then a plain dict look-up.
 
@@ -524,7 +524,7 @@ class _LevelAreas(dict):
         return area
 
 
-def _median(values: np.ndarray) -> np.ndarray:
+def median_last(values: np.ndarray) -> np.ndarray:
     """``np.median(values, axis=-1)``, bit for bit, for finite float values (..., n), n >= 1 (without
     ``np.median``'s overhead): the middle order statistic, or the two middle ones summed in the
     values' dtype and halved."""
@@ -536,7 +536,7 @@ def _median(values: np.ndarray) -> np.ndarray:
     return (part[..., half - 1] + part[..., half]) / 2
 
 
-def _colour_distance(planes: np.ndarray, mu: np.ndarray) -> np.ndarray:
+def colour_distance(planes: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """float32 (H, W): the Euclidean distance of each pixel's colour to ``mu`` (float32 (3,)), from the
     colour planes float32 (3, H, W). The same bits as ``np.linalg.norm(features - mu, axis=-1)`` on
     the (H, W, 3) features: the same float32 operations in the same order, ``sqrt((d0² + d1²) + d2²)``
@@ -552,25 +552,25 @@ def _colour_distance(planes: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return np.sqrt(d, out=d)
 
 
-_NEIGHBOURS = np.array([(0, -1), (-1, 0), (1, 0), (0, 1), (-1, -1), (1, -1), (-1, 1), (1, 1)], np.int64)
+NEIGHBOURS = np.array([(0, -1), (-1, 0), (1, 0), (0, 1), (-1, -1), (1, -1), (-1, 1), (1, 1)], np.int64)
 """int64 (8, 2): (row, col) offsets from a pixel to its 8 neighbours, in the order in which
 ``scipy.ndimage.distance_transform_edt(..., return_indices=True)`` picks among equally near
 feature pixels: the nearest of a pixel next to a region is a 4-neighbour (distance 1) when one is
 in the region, else a diagonal one (sqrt 2); scipy's two passes (along columns, ties to the smaller
 row, then along rows, ties to the smaller column) prefer the smaller column, then the smaller row.
 ``tests/test_regiongrow_exact.py`` checks it against scipy."""
-_NEIGHBOURS.flags.writeable = False
+NEIGHBOURS.flags.writeable = False
 
 
 @functools.lru_cache(maxsize=2)  # 32 bytes a pixel: 100 kB for 48 x 64
 def _probe_table(h: int, w: int, probe: int) -> np.ndarray:
     """int32 (8, (H + 2) * (W + 2)): for a boundary pixel (r, c) of an (H, W) image, at flat index
     ``p = (r + 1) * (W + 2) + c + 1`` of the image framed by one pixel, and each neighbour ``j`` of
-    :data:`_NEIGHBOURS` (its nearest region pixel), the flat index ``br * W + bc`` of its background
+    :data:`NEIGHBOURS` (its nearest region pixel), the flat index ``br * W + bc`` of its background
     sample ``probe`` px further out along ``d = (r, c) - neighbour``:
     ``clip(rint((r, c) + probe * d / |d|))``, computed with the same float64 operations as the
     per-pixel formula (``rows + probe * dr / np.hypot(dr, dc)``), so the same pixels."""
-    dr, dc = -_NEIGHBOURS[:, :1], -_NEIGHBOURS[:, 1:]  # int64 (8, 1): pixel - neighbour
+    dr, dc = -NEIGHBOURS[:, :1], -NEIGHBOURS[:, 1:]  # int64 (8, 1): pixel - neighbour
     norm = np.hypot(dr, dc)
     rows, cols = np.indices((h + 2, w + 2)).reshape(2, 1, -1) - 1  # int64 (1, P): the image pixel of each index
     br = np.clip(np.rint(rows + probe * dr / norm).astype(np.int64), 0, h - 1)
@@ -584,12 +584,12 @@ def _probe_table(h: int, w: int, probe: int) -> np.ndarray:
 def _frame_layout(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For an (H, W) image framed by one pixel ((H + 2, W + 2), flat): bool (H + 2, W + 2), True
     inside the frame; int64 ((H + 2) * (W + 2),), the image's flat index ``r * W + c`` of each framed
-    index (-1 on the frame); int64 (8,), the flat steps to the neighbours of :data:`_NEIGHBOURS`."""
+    index (-1 on the frame); int64 (8,), the flat steps to the neighbours of :data:`NEIGHBOURS`."""
     inner = np.zeros((h + 2, w + 2), bool)
     inner[1:-1, 1:-1] = True
     flat = np.full((h + 2, w + 2), -1, np.int64)
     flat[1:-1, 1:-1] = np.arange(h * w).reshape(h, w)
-    steps = _NEIGHBOURS[:, 0] * (w + 2) + _NEIGHBOURS[:, 1]
+    steps = NEIGHBOURS[:, 0] * (w + 2) + NEIGHBOURS[:, 1]
     for a in (inner, flat, steps):
         a.flags.writeable = False
     return inner, flat.ravel(), steps
@@ -710,24 +710,24 @@ class RegionGrowSegmenter(OfflineSegmenter):
         if self.stability is None:
             return np.inf
         steps = np.asarray(TOLERANCE_STEPS, float)
-        table = _level_table(tuple(TOLERANCE_STEPS))
-        areas = AreaCurve(dist, r, c, steps) if table is None else _LevelAreas(_step_levels(dist, table), r, c)
+        table = level_table(tuple(TOLERANCE_STEPS))
+        areas = AreaCurve(dist, r, c, steps) if table is None else LevelAreas(step_levels(dist, table), r, c)
         return stable_step(areas, steps, self.stability, self.plateau, self.min_area)
 
     def _grow(self, r: int, c: int) -> tuple[np.ndarray, np.ndarray, float]:
         """Region from the seed pixel (row r, col c): (bool (H, W) mask, float32 (H, W) colour distance
         map, tolerance used)."""
         planes = self._planes
-        mu = _median(planes[:, max(0, r - 1):r + 2, max(0, c - 1):c + 2].reshape(3, -1))
-        dist = _colour_distance(planes, mu)
+        mu = median_last(planes[:, max(0, r - 1):r + 2, max(0, c - 1):c + 2].reshape(3, -1))
+        dist = colour_distance(planes, mu)
         cap = self._cap(dist, r, c)
         core = _component((dist <= min(self.initial_tolerance, cap)).view(np.uint8), r, c)
         interior = _erode(core)
         if np.count_nonzero(interior) < 5:
             interior = core
-        mu = _median(planes[:, interior])
-        dist = _colour_distance(planes, mu)
-        noise = float(_median(dist[interior]))
+        mu = median_last(planes[:, interior])
+        dist = colour_distance(planes, mu)
+        noise = float(median_last(dist[interior]))
         tol = min(max(self.noise_gain * noise + self.noise_offset, self.min_tolerance), self.max_tolerance)
         if np.isfinite(cap):  # the guard again around the re-estimated colour: a leak may have moved
             cap = min(cap, self._cap(dist, r, c))
@@ -747,7 +747,7 @@ class RegionGrowSegmenter(OfflineSegmenter):
 
         Each candidate, a pixel next to the region, looks along the direction from its nearest
         region pixel (one of its 8 neighbours, ties broken as scipy's Euclidean distance
-        transform does: :data:`_NEIGHBOURS`) to the pixel ``probe`` px further out
+        transform does: :data:`NEIGHBOURS`) to the pixel ``probe`` px further out
         (:func:`_probe_table`). The region is kept framed by a pixel of background, so that
         neighbours are flat-index steps.
         """
