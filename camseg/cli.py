@@ -273,6 +273,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
                    CAMSEG_SEGMENTER_REASON=res.backend.reason, CAMSEG_DEVICE=res.device)
         fingerprint = artefacts_fingerprint(res.workdir)
         book_key = book_fingerprint(root, fingerprint, env)
+        # this build's stages so far, for the chapters' reproducibility box (the rest is added after)
+        stages.write_json(root / "_build" / "build-profile.json", complete=False)
         stamp, index = root / "_build" / "book.sha256", root / "_build" / "html" / "index.html"
         unchanged = index.is_file() and stamp.is_file() and stamp.read_text().strip() == book_key
         if unchanged:

@@ -90,6 +90,10 @@ def test_reproducibility_markdown(res, tmp_path):
         assert needle in md, needle
     missing = book.reproducibility_markdown(res, tmp_path / "none.json")
     assert "no build profile yet" in missing
+    profile.write_text(json.dumps({"stages": [{"stage": "dataset", "seconds": 12.3, "note": "computed"}],
+                                   "total_seconds": 12.3, "complete": False}))
+    assert "dataset 12 s (computed); total 12 s before the book (the book, the report" in \
+        book.reproducibility_markdown(res, profile)
 
 
 def test_book_views_and_failures(make_artifacts, parts):

@@ -130,9 +130,12 @@ class StageLog:
         lines.append(f"| **total** | **{self.total_seconds:.1f}** | {peak:.0f} | |")
         return "\n".join(lines)
 
-    def write_json(self, path: str | Path) -> Path:
-        """Write ``{"stages": rows, "total_seconds": ...}`` to ``path`` atomically."""
+    def write_json(self, path: str | Path, complete: bool = True) -> Path:
+        """Write ``{"stages": rows, "total_seconds": ..., "complete": ...}`` to ``path`` atomically;
+        ``complete`` False: more stages follow (``camseg build`` writes the stages before the book
+        for the book to show, then the whole build)."""
         path = Path(path)
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps({"stages": self.rows, "total_seconds": self.total_seconds}, indent=2) + "\n")
+            tmp.write_text(json.dumps({"stages": self.rows, "total_seconds": self.total_seconds,
+                                       "complete": bool(complete)}, indent=2) + "\n")
         return path

@@ -343,7 +343,10 @@ def reproducibility_markdown(res: Artifacts, profile_path: str | os.PathLike | N
     if profile and profile.get("stages"):
         stages = "; ".join(f"{r['stage']} {r['seconds']:.0f} s ({r.get('note') or 'done'})".replace(
             str(root) + "/" if root else "\0", "") for r in profile["stages"])
-        rows.append(("last `camseg build`", f"{stages}; total {profile.get('total_seconds', 0):.0f} s"))
+        total = f"total {profile.get('total_seconds', 0):.0f} s"
+        if profile.get("complete") is False:  # written by `camseg build` before its book stage
+            total += " before the book (the book, the report and the results bundle follow)"
+        rows.append(("last `camseg build`", f"{stages}; {total}"))
     else:
         rows.append(("last `camseg build`", "no build profile yet (`camseg build` writes _build/build-profile.json)"))
     body = "\n".join(f"| {k} | {v} |" for k, v in rows)
