@@ -38,8 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
+from revisions import ROOT, worktree  # benchmarks/revisions.py, beside this script
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -90,18 +89,6 @@ def compare(a: Path, b: Path) -> tuple[bool, str]:
                     f"{int((na[key] != nb[key]).reshape(len(na[key]), -1).any(1).sum())} images"
                 notes.append(f"{key}: {diff}")
     return not notes, "; ".join(notes)
-
-
-def worktree(rev: str, path: Path) -> str:
-    """Check out ``rev`` (detached) at ``path``; returns its commit."""
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"], check=True,
-                            capture_output=True, text=True).stdout.strip()
-    if not path.exists():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit], check=True,
-                       capture_output=True)
-    else:
-        subprocess.run(["git", "-C", str(path), "checkout", "--detach", "--quiet", commit], check=True)
-    return commit
 
 
 def run_one(code: Path, args: argparse.Namespace, threads: int, out: Path, workers: int = 1) -> dict:

@@ -42,8 +42,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
+from revisions import ROOT, worktree  # benchmarks/revisions.py, beside this script
 
 
 def load_images(data: str, split: str, n: int) -> list[np.ndarray]:
@@ -118,18 +117,6 @@ def compare(a: Path, b: Path, name: str) -> str:
         bad = [k for k in keys if k not in na.files or k not in nb.files or na[k].shape != nb[k].shape
                or not np.array_equal(na[k], nb[k])]
     return "yes" if not bad else f"NO: {len(bad)} arrays differ ({', '.join(bad[:4])})"
-
-
-def worktree(rev: str, path: Path) -> str:
-    """Check out ``rev`` (detached) at ``path``; returns its commit."""
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"], check=True,
-                            capture_output=True, text=True).stdout.strip()
-    if not path.exists():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit], check=True,
-                       capture_output=True)
-    else:
-        subprocess.run(["git", "-C", str(path), "checkout", "--detach", "--quiet", commit], check=True)
-    return commit
 
 
 def run_one(code: Path, args: argparse.Namespace, out: Path) -> dict:
