@@ -31,14 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from revisions import ROOT, worktree  # benchmarks/revisions.py, beside this script
+from revisions import ROOT, run_worker, worktree  # benchmarks/revisions.py, beside this script
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -98,11 +97,7 @@ def run_one(code: Path, args: argparse.Namespace, threads: int, out: Path, worke
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--out", str(out), "--threads", str(threads),
            "--data", args.data, "--checkpoint", args.checkpoint, "--images", str(args.images),
            "--segmenter", args.segmenter, "--split", args.split, "--workers", str(workers)]
-    subprocess.run(cmd, env=env, check=True, cwd=tempfile.gettempdir())
-    timing = json.loads((out / "timing.json").read_text())
-    if not timing["camseg"].startswith(str(code)):
-        raise RuntimeError(f"the worker imported {timing['camseg']}, not the code under {code}")
-    return timing
+    return run_worker(code, cmd, env, out)
 
 
 def main() -> None:

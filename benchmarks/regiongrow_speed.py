@@ -35,14 +35,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from revisions import ROOT, worktree  # benchmarks/revisions.py, beside this script
+from revisions import ROOT, run_worker, worktree  # benchmarks/revisions.py, beside this script
 
 
 def load_images(data: str, split: str, n: int) -> list[np.ndarray]:
@@ -126,11 +125,7 @@ def run_one(code: Path, args: argparse.Namespace, out: Path) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--out", str(out), "--data", args.data,
            "--split", args.split, "--images", str(args.images), "--every", str(args.every),
            "--mixed", str(args.mixed)] + (["--degraded"] if args.degraded else [])
-    subprocess.run(cmd, env=env, check=True, cwd=tempfile.gettempdir())
-    timing = json.loads((out / "timing.json").read_text())
-    if not timing["camseg"].startswith(str(code)):
-        raise RuntimeError(f"the worker imported {timing['camseg']}, not the code under {code}")
-    return timing
+    return run_worker(code, cmd, env, out)
 
 
 def main() -> None:

@@ -21,3 +21,17 @@ def worktree(rev: str, path: Path) -> str:
     else:
         subprocess.run(["git", "-C", str(path), "checkout", "--detach", "--quiet", commit], check=True)
     return commit
+
+
+def run_worker(code: Path, cmd: list[str], env: dict[str, str], out: Path) -> dict:
+    """Run a benchmark's worker ``cmd`` with ``env`` (whose ``PYTHONPATH`` is ``code``) from a
+    neutral folder, and return the ``out/timing.json`` it wrote, after checking that the worker
+    imported camseg from ``code`` (its ``"camseg"`` entry: ``camseg.__file__``)."""
+    import json
+    import tempfile
+
+    subprocess.run(cmd, env=env, check=True, cwd=tempfile.gettempdir())
+    timing = json.loads((out / "timing.json").read_text())
+    if not timing["camseg"].startswith(str(code)):
+        raise RuntimeError(f"the worker imported {timing['camseg']}, not the code under {code}")
+    return timing
